@@ -1,0 +1,347 @@
+"""``ClientCredentials``: a token source that POSTs to the token endpoint (RFC 6749 §4.4).
+
+The thin I/O shell around ``_core``: it builds the request with ``_core`` and an
+``_auth_methods`` method, sends it with aiohttp, reads at most 1 MiB of answer, and retries
+transport errors, 5xx and 429 with full-jitter backoff inside one total timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from . import _core
+from ._auth_methods import AuthMethod, ClientAuth, make_client_auth
+from ._exceptions import (
+    ConfigurationError,
+    FetchTimeout,
+    InvalidTokenResponse,
+    RateLimited,
+    ServerError,
+    TokenEndpointError,
+    TransportError,
+)
+from ._models import Secret, Token
+
+__all__ = ["ClientCredentials", "Retry"]
+
+logger = logging.getLogger("tokenfleet")
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """How a single ``fetch_token`` retries transport errors, HTTP 5xx and 429.
+
+    OAuth errors (4xx) are never retried: asking again with the same credentials gets the
+    same answer. Delays use exponential backoff with full jitter; a ``Retry-After`` header
+    is honoured when it is no longer than ``max_retry_after``.
+
+    Attributes:
+        attempts: total tries, the first included (1 disables retrying).
+        backoff: base delay in seconds; try *n* waits up to ``backoff * 2**(n-1)``.
+        max_backoff: cap on one backoff delay.
+        max_retry_after: the longest ``Retry-After`` we wait for; longer gives up at once.
+    """
+
+    attempts: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ConfigurationError("Retry.attempts must be an int >= 1")
+        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
+            raise ConfigurationError("Retry delays must be >= 0 seconds")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
+        """Seconds to wait before try ``attempt + 1``, or ``None`` to give up now."""
+        if attempt >= self.attempts:
+            return None
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_after else None
+        cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
+
+
+class ClientCredentials:
+    """A token source for the OAuth 2.0 client-credentials grant (RFC 6749 §4.4).
+
+    ``fetch_token()`` makes one request (plus retries) and caches nothing; wrap the client
+    in a :class:`~tokenfleet.TokenManager` for caching, single flight and refresh-ahead.
+
+    Args:
+        token_url: the token endpoint. Must be https unless the host is loopback or
+            ``allow_insecure_http=True``.
+        client_id: the client identifier.
+        client_secret: for the ``client_secret_*`` methods; ``str``, ``bytes`` or ``Secret``.
+        auth_method: how the client authenticates (see ``tokenfleet._auth_methods``).
+        scopes: default scopes, a list or a space-delimited string.
+        audience: the widespread non-standard ``audience`` parameter.
+        resource: RFC 8707 resource indicator(s).
+        extra_params: more form parameters (may not shadow the ones above).
+        private_key: PEM private key for ``private_key_jwt``.
+        signing_alg: the assertion's JWS algorithm (default from the key: RS256, ES256…).
+        key_id: ``kid`` header of the assertion.
+        assertion_audience: ``aud`` of the assertion (default: the token URL).
+        ssl_context: TLS settings, e.g. the client certificate for ``tls_client_auth``.
+        session: an aiohttp session to use; it is not closed by this client.
+        retry: retry policy for transport errors, 5xx and 429.
+        timeout: total seconds for one ``fetch_token``, retries included.
+        default_lifetime: lifetime assumed when the response has no ``expires_in``.
+        allow_insecure_http: permit a plain-http token URL on a non-loopback host.
+        clock: Unix-time clock, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        token_url: str,
+        *,
+        client_id: str,
+        client_secret: str | bytes | Secret | None = None,
+        auth_method: AuthMethod = "client_secret_basic",
+        scopes: str | Iterable[str] | None = None,
+        audience: str | None = None,
+        resource: str | Sequence[str] | None = None,
+        extra_params: Mapping[str, str] | None = None,
+        private_key: str | bytes | Secret | None = None,
+        signing_alg: str | None = None,
+        key_id: str | None = None,
+        assertion_audience: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: Retry | None = None,
+        timeout: float = 10.0,
+        default_lifetime: float = 3600.0,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not isinstance(client_id, str) or not client_id:
+            raise ConfigurationError("client_id must be a non-empty string")
+        if not timeout > 0 or not default_lifetime > 0:
+            raise ConfigurationError("timeout and default_lifetime must be positive seconds")
+        if auth_method == "tls_client_auth" and ssl_context is None and session is None:
+            raise ConfigurationError(
+                "auth_method 'tls_client_auth' needs ssl_context= with the client certificate "
+                "loaded (ssl_context.load_cert_chain(cert, key))"
+            )
+        self.token_url = _core.check_token_url(token_url, allow_insecure_http=allow_insecure_http)
+        self.client_id = client_id
+        self.auth_method: str = auth_method
+        self.scopes = _core.normalize_scopes(scopes)
+        self.audience = audience
+        self.resources = _core.normalize_resources(resource)
+        self.extra_params = _core.check_extra_params(extra_params)
+        self.retry = retry or Retry()
+        self.timeout = float(timeout)
+        self.default_lifetime = float(default_lifetime)
+        self._auth: ClientAuth = make_client_auth(
+            auth_method,
+            client_id=client_id,
+            client_secret=_secret(client_secret),
+            private_key=_secret(private_key),
+            signing_alg=signing_alg,
+            key_id=key_id,
+            assertion_audience=assertion_audience or self.token_url,
+            tls_fingerprint="tls",
+            clock=clock,
+        )
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._session = session
+        self._owns_session = session is None
+        self._clock = clock
+        self._closed = False
+
+    # ------------------------------------------------------------------ TokenSource
+
+    async def token(self, scopes: str | Iterable[str] | None = None) -> Token:
+        """The ``TokenSource`` method: same as :meth:`fetch_token`."""
+        return await self.fetch_token(scopes)
+
+    def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
+        """The identity of the token this client gets for ``scopes`` (see ``_core.cache_key``)."""
+        return _core.cache_key(
+            token_url=self.token_url,
+            client_id=self.client_id,
+            auth_method=self.auth_method,
+            credential=self._auth.credential_fingerprint,
+            scopes=self.scopes if scopes is None else _core.normalize_scopes(scopes),
+            audience=self.audience,
+            resources=self.resources,
+            extra_params=self.extra_params,
+        )
+
+    async def fetch_token(self, scopes: str | Iterable[str] | None = None) -> Token:
+        """POST one client-credentials request (with retries) and return the token.
+
+        Args:
+            scopes: scopes for this request; ``None`` uses the client's default scopes.
+
+        Raises:
+            OAuthError: the server refused (a subclass per RFC 6749 §5.2 code).
+            ServerError, RateLimited: the server kept failing or throttling.
+            InvalidTokenResponse: the answer was not a usable token response.
+            TransportError: the server could not be reached (``FetchTimeout`` for time).
+        """
+        wanted = self.scopes if scopes is None else _core.normalize_scopes(scopes)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._fetch_with_retry(wanted)
+        except TimeoutError:
+            raise FetchTimeout(
+                f"no token from {self.token_url} within {self.timeout:g} s (retries included)"
+            ) from None
+
+    async def _fetch_with_retry(self, scopes: tuple[str, ...]) -> Token:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._fetch_once(scopes)
+            except (TransportError, ServerError, RateLimited) as exc:
+                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                delay = self.retry.delay(attempt, retry_after)
+                if delay is None:
+                    raise
+                logger.debug(
+                    "token request to %s failed (%s); retry %d/%d in %.2f s",
+                    self.token_url,
+                    type(exc).__name__,
+                    attempt,
+                    self.retry.attempts - 1,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
+        form = _core.build_form(scopes, self.audience, self.resources, self.extra_params)
+        headers = {
+            "Accept": "application/json",
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        sensitive = self._auth.apply(form, headers)
+        session = self._get_session()
+        issued_at = self._clock()  # before sending: expiry errs on the early side
+        try:
+            async with session.post(
+                self.token_url,
+                data=_core.encode_form(form),
+                headers=headers,
+                allow_redirects=False,
+                ssl=self._ssl,
+            ) as response:
+                body = await _read_limited(response)
+                status = response.status
+                content_type = response.headers.get("Content-Type", "")
+                retry_after = response.headers.get("Retry-After")
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(
+                f"could not reach the token endpoint {self.token_url}: {type(exc).__name__}"
+                f"{_describe(exc, sensitive)}"
+            ) from exc
+        if 200 <= status < 300:
+            return _core.parse_token_response(
+                body,
+                status=status,
+                content_type=content_type,
+                requested_scopes=scopes,
+                issued_at=issued_at,
+                default_lifetime=self.default_lifetime,
+            )
+        raise _core.parse_error_response(
+            body,
+            status=status,
+            content_type=content_type,
+            retry_after=_core.parse_retry_after(retry_after, now=self._clock()),
+            scrub=sensitive,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError("this ClientCredentials is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None),
+                headers={"User-Agent": "tokenfleet"},
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the HTTP session this client opened (a session passed in stays open)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"auth_method={self.auth_method!r}, scopes={self.scopes!r})"
+        )
+
+
+def _secret(value: str | bytes | Secret | None) -> Secret | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, Secret)):
+        return Secret(value)
+    raise ConfigurationError(
+        f"secrets and keys must be str, bytes or tokenfleet.Secret, got {type(value).__name__}"
+    )
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
+    """Read the body, refusing anything over ``MAX_BODY_BYTES`` without reading further."""
+    limit = _core.MAX_BODY_BYTES
+    if (response.content_length or 0) > limit:
+        raise InvalidTokenResponse(
+            f"the token endpoint sent {response.content_length} bytes; more than {limit} is "
+            "not a token response",
+            status=response.status,
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise InvalidTokenResponse(
+                f"the token endpoint's answer exceeds {limit} bytes; stopped reading",
+                status=response.status,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: BaseException, sensitive: Sequence[str]) -> str:
+    text = str(exc)
+    for value in sensitive:
+        if value:
+            text = text.replace(value, "[redacted]")
+    return f" ({text[:200]})" if text else ""
+
+
+def is_retryable(exc: TokenEndpointError | TransportError) -> bool:
+    """Whether a later attempt may succeed (transport, 5xx, 429)."""
+    return isinstance(exc, (TransportError, ServerError, RateLimited))

@@ -1,0 +1,157 @@
+"""The domain objects: :class:`Token` and :class:`Secret`.
+
+``Token`` is a frozen msgspec Struct with an *absolute* expiry (Unix seconds), so a token
+written to a shared store by one process means the same thing in another. Its repr never
+shows the access token, only a short fingerprint; ``Secret`` wraps a credential so that
+repr, str, format, logging and pickling never show it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any, NoReturn
+
+import msgspec
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["Secret", "Token", "fingerprint"]
+
+
+def fingerprint(value: str | bytes) -> str:
+    """A short, non-reversible fingerprint of a credential, for logs and cache keys.
+
+    Twelve hex digits of SHA-256: enough to tell two tokens apart in a log, far too
+    little to help anyone guess the value.
+    """
+    data = value.encode() if isinstance(value, str) else value
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+class Token(msgspec.Struct, frozen=True, kw_only=True):
+    """An OAuth 2.0 access token with an absolute expiry.
+
+    Attributes:
+        access_token: the bearer credential itself. Never logged or shown in a repr.
+        token_type: ``"Bearer"`` (normalised from any case), or the type the server gave.
+        expires_at: Unix time (seconds) at which the server says the token expires.
+        issued_at: Unix time at which the request for it was sent.
+        scopes: the scopes granted (the requested ones when the server does not say).
+        extra: any other members of the token response (``id_token``, vendor fields).
+    """
+
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - a token type, not a password
+    expires_at: float
+    issued_at: float
+    scopes: tuple[str, ...] = ()
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @property
+    def authorization(self) -> str:
+        """The value for an HTTP ``Authorization`` header, e.g. ``"Bearer eyJ..."``."""
+        return f"{self.token_type} {self.access_token}"
+
+    @property
+    def expires_in(self) -> float:
+        """Seconds left until ``expires_at`` (negative once expired), by the wall clock."""
+        return self.expires_at - time.time()
+
+    @property
+    def lifetime(self) -> float:
+        """The whole lifetime the server granted, in seconds."""
+        return self.expires_at - self.issued_at
+
+    @property
+    def fingerprint(self) -> str:
+        """A short SHA-256 fingerprint of the access token, safe to log."""
+        return fingerprint(self.access_token)
+
+    def is_expired(self, leeway: float = 0.0, *, now: float | None = None) -> bool:
+        """Whether the token has expired, or will within ``leeway`` seconds."""
+        current = time.time() if now is None else now
+        return current >= self.expires_at - leeway
+
+    def __repr__(self) -> str:
+        return (
+            f"Token(token_type={self.token_type!r}, access_token=<sha256:{self.fingerprint}>, "
+            f"expires_at={self.expires_at:.3f}, scopes={self.scopes!r})"
+        )
+
+    __str__ = __repr__
+
+    def __rich_repr__(self) -> Any:  # pragma: no cover - only for users of rich
+        yield "token_type", self.token_type
+        yield "access_token", f"<sha256:{self.fingerprint}>"
+        yield "expires_at", self.expires_at
+        yield "scopes", self.scopes
+
+
+class Secret:
+    """A credential (client secret, private key) that refuses to be shown.
+
+    ``reveal()`` gives the value back; ``repr``, ``str``, ``format``, ``%s`` logging and
+    pickling never show it. Comparison is constant-time.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | bytes | Secret) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, (str, bytes)):
+            raise ConfigurationError(
+                f"Secret expects a str or bytes value, got {type(value).__name__}"
+            )
+        self._value = value
+
+    def reveal(self) -> str | bytes:
+        """Return the wrapped value. Keep the result out of logs and messages."""
+        return self._value
+
+    def reveal_str(self) -> str:
+        """Return the wrapped value as text (bytes are decoded as UTF-8)."""
+        value = self._value
+        return value.decode() if isinstance(value, bytes) else value
+
+    def reveal_bytes(self) -> bytes:
+        """Return the wrapped value as bytes (text is encoded as UTF-8)."""
+        value = self._value
+        return value.encode() if isinstance(value, str) else value
+
+    @property
+    def fingerprint(self) -> str:
+        """A short SHA-256 fingerprint, e.g. to tell a rotated secret apart in a cache key."""
+        return fingerprint(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __format__(self, format_spec: str) -> str:
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self.reveal_bytes(), other.reveal_bytes())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            "a tokenfleet.Secret cannot be pickled: pass the secret to the other process "
+            "through its environment or a file instead"
+        )
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self

@@ -1,0 +1,139 @@
+"""Issuing access tokens and checking them at the protected resource.
+
+Access tokens are RS256 JWTs in the RFC 9068 profile (``typ: at+jwt``), or random opaque
+strings when the server is asked for those.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from ._keys import KeyRing
+
+_CACHE_LIMIT = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a token request was granted."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    audience: str | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who a valid access token was issued to, as the resource sees it."""
+
+    sub: str
+    scope: str
+    exp: float
+    kid: str | None = None
+
+
+class TokenMinter:
+    """Signs access tokens, remembers opaque ones and revocations, verifies at /resource.
+
+    Args:
+        keys: the signing keys (current and previous).
+        clock: seconds since the epoch, injectable for tests.
+    """
+
+    def __init__(self, keys: KeyRing, clock: Callable[[], float] = time.time) -> None:
+        self.keys = keys
+        self._clock = clock
+        self._opaque: dict[str, Holder] = {}
+        self._revoked: set[str] = set()
+        # Verified JWTs, so thousands of resource requests with one token verify it once.
+        self._verified: dict[str, Holder] = {}
+
+    def issue(self, grant: Grant, issuer: str, lifetime: float, *, opaque: bool) -> str:
+        """A new access token for ``grant`` that expires ``lifetime`` seconds from now.
+
+        ``iat`` and ``nbf`` are whole seconds; ``exp`` is ``iat + lifetime`` rounded up to
+        a whole second for whole lifetimes, and a fractional NumericDate (RFC 7519 §2)
+        ``now + lifetime`` otherwise, so the JWT never expires before ``expires_in`` says.
+        """
+        now = self._clock()
+        exp = math.ceil(now + lifetime) if float(lifetime).is_integer() else now + lifetime
+        scope = " ".join(grant.scopes)
+        if opaque:
+            token = secrets.token_urlsafe(32)
+            self._forget_expired(self._opaque, now, may_clear=False)
+            self._opaque[token] = Holder(grant.client_id, scope, exp)
+            return token
+        claims = {
+            "iss": issuer,
+            "sub": grant.client_id,
+            "client_id": grant.client_id,
+            "aud": grant.audience,
+            "scope": scope,
+            "iat": int(now),
+            "nbf": int(now),
+            "exp": exp,
+            "jti": secrets.token_urlsafe(16),
+        }
+        key = self.keys.current
+        headers = {"typ": "at+jwt", "kid": key.kid}
+        return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
+
+    def revoke(self, token: str) -> None:
+        """Make the resource reject ``token`` from now on (safe from any thread)."""
+        self._revoked.add(token)
+
+    def holder(self, token: str, issuer: str) -> Holder | None:
+        """Who ``token`` was issued to, or None if it is invalid, expired or revoked."""
+        if token in self._revoked:
+            return None
+        now = self._clock()
+        holder = self._opaque.get(token)
+        if holder is None:
+            holder = self._verified_jwt(token, issuer, now)
+        return holder if holder is not None and holder.exp > now else None
+
+    def _verified_jwt(self, token: str, issuer: str, now: float) -> Holder | None:
+        holder = self._verified.get(token)
+        # A cached result holds only while its key is on the ring (see KeyRing.rotate).
+        if holder is not None and holder.kid is not None and self.keys.find(holder.kid):
+            return holder
+        holder = self._verify_jwt(token, issuer)
+        if holder is not None:
+            self._forget_expired(self._verified, now, may_clear=True)
+            self._verified[token] = holder
+        return holder
+
+    def _verify_jwt(self, token: str, issuer: str) -> Holder | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self.keys.find(kid) if isinstance(kid, str) else None
+            if key is None:
+                return None
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=["RS256"],
+                issuer=issuer,
+                options={"verify_aud": False, "require": ["exp", "sub"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        sub, scope, exp = str(claims["sub"]), str(claims.get("scope", "")), float(claims["exp"])
+        return Holder(sub, scope, exp, key.kid)
+
+    @staticmethod
+    def _forget_expired(table: dict[str, Holder], now: float, *, may_clear: bool) -> None:
+        if len(table) < _CACHE_LIMIT:
+            return
+        expired: Sequence[str] = [t for t, h in table.items() if h.exp <= now]
+        for token in expired:
+            del table[token]
+        if may_clear and len(table) >= _CACHE_LIMIT // 2:
+            table.clear()

@@ -1,0 +1,90 @@
+"""Token and Secret: what they show, and what they never show."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import pickle
+
+import msgspec
+import pytest
+
+from tokenfleet import ConfigurationError, Secret, Token, TokenFleetError
+
+ACCESS = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.sig"
+
+
+def make_token(**kw: object) -> Token:
+    fields: dict[str, object] = {
+        "access_token": ACCESS,
+        "expires_at": 2000.0,
+        "issued_at": 1000.0,
+        "scopes": ("a", "b"),
+    }
+    fields.update(kw)
+    return Token(**fields)  # type: ignore[arg-type]
+
+
+def test_token_properties() -> None:
+    token = make_token()
+    assert token.authorization == f"Bearer {ACCESS}"
+    assert token.lifetime == 1000.0
+    assert token.is_expired(now=2000.0)
+    assert not token.is_expired(now=1999.0)
+    assert token.is_expired(leeway=10, now=1991.0)
+    assert not token.is_expired(leeway=10, now=1989.0)
+    assert token.expires_in < 0  # 2000 is long past by the wall clock
+
+
+def test_token_is_frozen() -> None:
+    token = make_token()
+    with pytest.raises(AttributeError):
+        token.access_token = "other"  # type: ignore[misc]
+
+
+def test_token_repr_hides_access_token() -> None:
+    token = make_token()
+    for text in (repr(token), str(token), f"{token}", f"{token!r}", str([token])):
+        assert ACCESS not in text
+        assert token.fingerprint in text
+    assert len(token.fingerprint) == 12
+
+
+def test_token_roundtrips_through_msgspec() -> None:
+    token = make_token(extra={"id_token": "x", "n": 1})
+    for mod in (msgspec.json, msgspec.msgpack):
+        assert mod.decode(mod.encode(token), type=Token) == token
+
+
+def test_secret_never_shows() -> None:
+    secret = Secret("hunter2-very-secret")
+    shown = [repr(secret), str(secret), f"{secret}", f"{secret:>30}", "%s" % secret, str([secret])]  # noqa: UP031
+    assert all("hunter2" not in text for text in shown)
+    assert secret.reveal() == "hunter2-very-secret"
+    assert secret.reveal_bytes() == b"hunter2-very-secret"
+    assert Secret(b"\xc3\xa9").reveal_str() == "é"
+
+
+def test_secret_not_in_logs(caplog: pytest.LogCaptureFixture) -> None:
+    secret = Secret("hunter2-very-secret")
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("x").debug("secret is %s / %r", secret, secret)
+    assert "hunter2" not in caplog.text
+    assert "**********" in caplog.text
+
+
+def test_secret_refuses_pickling_with_typed_error() -> None:
+    with pytest.raises(TokenFleetError, match="cannot be pickled"):
+        pickle.dumps(Secret("hunter2"))
+
+
+def test_secret_equality_copy_and_wrapping() -> None:
+    a, b = Secret("x"), Secret(b"x")
+    assert a == b
+    assert a != Secret("y")
+    assert Secret(a).reveal() == "x"
+    assert copy.deepcopy(a) is a
+    with pytest.raises(TypeError):
+        hash(a)
+    with pytest.raises(ConfigurationError, match="str or bytes"):
+        Secret(123)  # type: ignore[arg-type]
