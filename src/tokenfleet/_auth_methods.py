@@ -15,9 +15,11 @@ sensitive values it used so that error messages can be scrubbed of them:
 from __future__ import annotations
 
 import base64
+import logging
 import secrets
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote_plus
@@ -25,9 +27,10 @@ from urllib.parse import quote_plus
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jwt.warnings import InsecureKeyLengthWarning
 
 from ._exceptions import ConfigurationError
-from ._models import Secret, fingerprint
+from ._models import Secret
 
 __all__ = ["ASSERTION_TYPE", "AuthMethod", "ClientAuth", "make_client_auth"]
 
@@ -44,10 +47,12 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 60.0  # seconds; RFC 7523 §3 wants a short exp, we stay well under 5 min
 
 _HMAC_ALGS = ("HS256", "HS384", "HS512")
+_HMAC_MIN_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _EC_ALGS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 Form = list[tuple[str, str]]
+logger = logging.getLogger("tokenfleet")
 
 
 class ClientAuth(Protocol):
@@ -112,6 +117,8 @@ class _JwtAssertion:
         self._audience = audience
         self._headers = {"kid": key_id} if key_id else None
         self._clock = clock
+        # An HMAC key is the client secret: scrub it from messages too.
+        self._scrub = (key.decode("utf-8", "replace"),) if isinstance(key, bytes) else ()
 
     def assertion(self) -> str:
         """A fresh RFC 7523 §3 assertion: iss = sub = client_id, unique jti, short exp."""
@@ -125,7 +132,10 @@ class _JwtAssertion:
             "nbf": now,
             "exp": now + int(ASSERTION_LIFETIME),
         }
-        return jwt.encode(claims, self._key, algorithm=self._alg, headers=self._headers)
+        with warnings.catch_warnings():
+            # A short HMAC secret is the server's choice; we warned once at construction.
+            warnings.simplefilter("ignore", InsecureKeyLengthWarning)
+            return jwt.encode(claims, self._key, algorithm=self._alg, headers=self._headers)
 
     def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
         assertion = self.assertion()
@@ -134,7 +144,7 @@ class _JwtAssertion:
             ("client_assertion_type", ASSERTION_TYPE),
             ("client_assertion", assertion),
         ]
-        return (assertion,)
+        return (assertion, *self._scrub)
 
 
 class _ClientIdOnly:
@@ -182,6 +192,14 @@ def make_client_auth(
         if alg not in _HMAC_ALGS:
             raise ConfigurationError(
                 f"client_secret_jwt signs with HMAC; signing_alg must be one of {_HMAC_ALGS}"
+            )
+        if len(client_secret.reveal_bytes()) < _HMAC_MIN_BYTES[alg]:
+            logger.warning(
+                "tokenfleet: client %s signs client_secret_jwt (%s) with a secret shorter than "
+                "%d bytes, below RFC 7518 §3.2's minimum; ask for a longer secret",
+                client_id,
+                alg,
+                _HMAC_MIN_BYTES[alg],
             )
         return _JwtAssertion(
             method,
@@ -241,8 +259,3 @@ def _check_alg(key: Any, alg: str | None) -> str:
             f"signing_alg {chosen!r} does not fit this private key; use one of {allowed}"
         )
     return chosen
-
-
-def tls_fingerprint_of(cert_file: str | None) -> str:
-    """Fingerprint of a client certificate's path, to keep cache keys per certificate."""
-    return fingerprint(cert_file) if cert_file else "tls"

@@ -222,11 +222,14 @@ class TokenManager:
             token = await asyncio.shield(task)
             if self._good_for(key, token, min_ttl):
                 return token
+            usable_span = self._schedule(token, 0.0)[0] - token.issued_at
+            if usable_span <= min_ttl:
+                raise ConfigurationError(
+                    f"no token can stay usable for min_ttl={min_ttl:g} s: the server grants "
+                    f"{token.lifetime:.0f} s lifetimes, usable for {usable_span:.0f} s"
+                )
             stale = token
-        raise ConfigurationError(
-            f"no token stays usable for min_ttl={min_ttl:g} s: the server grants "
-            f"{stale.lifetime if stale else 0:.0f} s lifetimes (minus a leeway)"
-        )
+        raise FetchTimeout(f"could not get a token usable for {min_ttl:g} s in three fetches")
 
     def _good_for(self, key: str, token: Token, min_ttl: float) -> bool:
         if self._invalidated.get(key) == token.access_token:

@@ -7,27 +7,53 @@ from a CLI flag or an environment variable.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .._exceptions import ConfigurationError
+from ._protocol import FleetStore as FleetStore
 from ._protocol import TokenStore as TokenStore
+from .file import FileStore as FileStore
 from .memory import MemoryStore as MemoryStore
+from .redis import RedisStore as RedisStore
 
-__all__ = ["MemoryStore", "TokenStore", "store_from_url"]
+__all__ = ["FileStore", "FleetStore", "MemoryStore", "RedisStore", "TokenStore", "store_from_url"]
 
 
 def _memory(url: str) -> TokenStore:
     return MemoryStore()
 
 
+def _file(url: str) -> TokenStore:
+    """``file:///abs/path``, ``file://~/path`` (home directory), ``file://`` (default)."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    if parts.netloc == "~" or parts.netloc.startswith("~"):
+        return FileStore(os.path.expanduser(parts.netloc + path))
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigurationError(
+            f"file store URL {url!r} names host {parts.netloc!r}; use file:///absolute/path"
+        )
+    return FileStore(path or None)
+
+
+def _redis(url: str) -> TokenStore:
+    # redis-py parses the rest, query options included (?db=1&socket_timeout=...).
+    return RedisStore(url)
+
+
 _SCHEMES: dict[str, Callable[[str], TokenStore]] = {
+    "file": _file,
     "memory": _memory,
+    "redis": _redis,
+    "rediss": _redis,
+    "unix": _redis,
 }
 
 
 def store_from_url(url: str) -> TokenStore:
-    """Build a store from a URL such as ``memory://``.
+    """Build a store from a URL: ``memory://``, ``file:///path``, ``redis://host:6379/0``, ...
 
     Raises:
         ConfigurationError: the scheme is unknown (the message lists the known ones).

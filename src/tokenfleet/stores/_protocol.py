@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 from .._models import Token
 
-__all__ = ["TokenStore"]
+__all__ = ["FleetStore", "TokenStore"]
 
 
 @runtime_checkable
@@ -46,4 +47,32 @@ class TokenStore(Protocol):
 
     async def aclose(self) -> None:
         """Release connections or files the store opened."""
+        ...
+
+
+@runtime_checkable
+class FleetStore(TokenStore, Protocol):
+    """A shared store that also carries fleet-wide signals (file and Redis stores do).
+
+    A ``TokenManager`` uses these when its store has them: a cooldown one process records
+    (the token endpoint said 429, kept failing, or refused the credentials) makes every
+    process back off, and ``delete(key, token)`` also tells every process to drop that
+    token from its near cache.
+    """
+
+    async def get_cooldown(self, key: str) -> tuple[float, str] | None:
+        """``(until, reason)`` of the active cooldown for ``key`` (Unix seconds), or ``None``."""
+        ...
+
+    async def set_cooldown(self, key: str, until: float, reason: str) -> None:
+        """Record a cooldown for ``key`` until ``until`` (Unix seconds); it expires by itself."""
+        ...
+
+    def invalidations(self) -> AsyncIterator[tuple[str, str]]:
+        """``(key, fingerprint)`` of every token deleted by any process (``"*"``: any token).
+
+        Runs until the store is closed, then ends. Backend outages are retried with a
+        bounded backoff and never raised to the consumer; invalidations published during
+        an outage may be lost (the token then ages out as usual).
+        """
         ...

@@ -106,7 +106,8 @@ class DevAuthServer:
         self._counters = Counters()
         self._runner: web.AppRunner | None = None
         self.client_id = "dev-client"
-        self.client_secret = secrets.token_urlsafe(32)
+        # 64 characters: long enough for HS512 client assertions (RFC 7518 §3.2).
+        self.client_secret = secrets.token_urlsafe(48)
         self.register_client(self.client_id, self.client_secret, auth_methods=_DEFAULT_METHODS)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -326,7 +327,8 @@ class DevAuthServer:
             "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
             "grant_types_supported": ["client_credentials"],
         }
-        scopes = set().union(*(c.scopes for c in self._clients.values() if c.scopes is not None))
+        clients = list(self._clients.values())  # a snapshot: other threads may register
+        scopes = set().union(*(c.scopes for c in clients if c.scopes is not None))
         if scopes:
             metadata["scopes_supported"] = sorted(scopes)
         return {**metadata, **self.metadata_overrides}
@@ -361,7 +363,7 @@ class DevAuthServer:
         token = bearer_token(request.headers.get("Authorization", ""), self.token_type)
         if token is None:
             # RFC 6750 §3.1: no error code when the request had no credentials.
-            return unauthorized(f"Bearer {_REALM}", "missing_token")
+            return unauthorized(f"Bearer {_REALM}", None)
         holder = self._minter.holder(token, self.issuer)
         if holder is None:
             challenge = f'Bearer {_REALM}, error="invalid_token"'
@@ -369,6 +371,7 @@ class DevAuthServer:
         return json_response({"ok": True, "sub": holder.sub, "scope": holder.scope})
 
     async def _handle_token(self, request: web.Request) -> web.StreamResponse:
+        arrival = time.monotonic()
         body = await request.read()
         form = parse_form(request.content_type, body)
         client_request = ClientRequest(
@@ -376,7 +379,7 @@ class DevAuthServer:
             authorization=request.headers.get("Authorization"),
             peer_cn=peer_common_name(request) if self._ssl_context else None,
         )
-        record = RequestRecord(time.monotonic(), claimed_client_id(client_request))
+        record = RequestRecord(arrival, claimed_client_id(client_request))
         self.requests_log.append(record)
         self._counters.count_request(record.client_id)
         try:

@@ -58,32 +58,37 @@ class TokenMinter:
     def issue(self, grant: Grant, issuer: str, lifetime: float, *, opaque: bool) -> str:
         """A new access token for ``grant`` that expires ``lifetime`` seconds from now.
 
-        ``iat`` and ``nbf`` are whole seconds; ``exp`` is ``iat + lifetime`` rounded up to
-        a whole second for whole lifetimes, and a fractional NumericDate (RFC 7519 §2)
-        ``now + lifetime`` otherwise, so the JWT never expires before ``expires_in`` says.
+        ``iat`` and ``nbf`` are ``int(now)``. ``exp`` is ``now + lifetime`` rounded *up*
+        to a whole second, because common JWT libraries (pyjwt among them) truncate a
+        fractional NumericDate (RFC 7519 §2) and would expire the token early. The
+        protected resource enforces the exact ``now + lifetime``, which is what
+        ``expires_in`` says, so a 0.5 s token really stops working after 0.5 s.
         """
         now = self._clock()
-        exp = math.ceil(now + lifetime) if float(lifetime).is_integer() else now + lifetime
-        scope = " ".join(grant.scopes)
+        holder = Holder(grant.client_id, " ".join(grant.scopes), now + lifetime)
         if opaque:
             token = secrets.token_urlsafe(32)
             self._forget_expired(self._opaque, now, may_clear=False)
-            self._opaque[token] = Holder(grant.client_id, scope, exp)
+            self._opaque[token] = holder
             return token
         claims = {
             "iss": issuer,
             "sub": grant.client_id,
             "client_id": grant.client_id,
             "aud": grant.audience,
-            "scope": scope,
+            "scope": holder.scope,
             "iat": int(now),
             "nbf": int(now),
-            "exp": exp,
+            "exp": math.ceil(holder.exp),
             "jti": secrets.token_urlsafe(16),
         }
         key = self.keys.current
         headers = {"typ": "at+jwt", "kid": key.kid}
-        return jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
+        token = jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
+        # Remember the exact expiry (and skip verifying our own signature later).
+        self._forget_expired(self._verified, now, may_clear=True)
+        self._verified[token] = Holder(holder.sub, holder.scope, holder.exp, key.kid)
+        return token
 
     def revoke(self, token: str) -> None:
         """Make the resource reject ``token`` from now on (safe from any thread)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -63,7 +64,7 @@ def peer_common_name(request: web.Request) -> str | None:
     return None
 
 
-def drop_connection(request: web.Request) -> None:
+def drop_connection(request: web.Request) -> NoReturn:
     """Close the connection without an answer; aiohttp then sends nothing."""
     if request.transport is not None:
         request.transport.close()
@@ -71,6 +72,7 @@ def drop_connection(request: web.Request) -> None:
     raise asyncio.CancelledError
 
 
-def unauthorized(challenge: str, error: str) -> web.Response:
+def unauthorized(challenge: str, error: str | None) -> web.Response:
     """A 401 from the protected resource with a ``WWW-Authenticate`` challenge (RFC 6750 §3)."""
-    return json_response({"error": error}, status=401, headers={"WWW-Authenticate": challenge})
+    body = {"ok": False} if error is None else {"ok": False, "error": error}
+    return json_response(body, status=401, headers={"WWW-Authenticate": challenge})

@@ -1,0 +1,181 @@
+"""How shared stores (file, Redis) write tokens: a versioned msgspec envelope.
+
+The wire format is a msgpack array ``[v, fp, until, token]``:
+
+* ``v``: the format version, ``1``. Anything else is a miss, so a fleet that is being
+  upgraded never crashes on the other half's entries;
+* ``fp``: the token's fingerprint (twelve hex digits of SHA-256, see
+  :func:`tokenfleet._models.fingerprint`), in clear even if the token is sealed, so a
+  compare-and-delete can tell which token an entry holds without decoding or decrypting
+  it: :func:`header` gives the fixed leading bytes for a fingerprint;
+* ``until``: the absolute deadline (Unix seconds) given by the store's ``ttl``; a store
+  without its own expiry (the file store) treats the entry as a miss from then on;
+* ``token``: the msgpack-encoded :class:`~tokenfleet.Token`, passed through the optional
+  ``cipher`` (a hook for encryption at rest; none is built in).
+
+Anything that does not decode (another version, truncated, garbage, wrong types, a
+fingerprint that does not match its token) is a miss, reported by :class:`Codec` with one
+WARNING per period per store, never with the bytes themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+
+from .._models import Token
+
+__all__ = ["VERSION", "Cipher", "Codec", "Cooldown", "decode", "encode", "header"]
+
+VERSION = 1
+_WARN_EVERY = 60.0  # seconds between two "unreadable entry" warnings of one store
+
+logger = logging.getLogger("tokenfleet")
+
+
+class Cipher(Protocol):
+    """Optional encryption at rest for stored tokens (the hook; none is built in)."""
+
+    def seal(self, data: bytes) -> bytes:
+        """Encrypt (and authenticate) ``data``."""
+        ...
+
+    def open(self, data: bytes) -> bytes | None:
+        """Decrypt ``data``; ``None`` if it is not authentic or not ours."""
+        ...
+
+
+class _Envelope(msgspec.Struct, array_like=True):
+    v: int
+    fp: str
+    until: float
+    token: bytes
+
+
+class Cooldown(msgspec.Struct, array_like=True):
+    """A fleet-wide cooldown entry: until when (Unix seconds), and why."""
+
+    until: float
+    reason: str
+
+
+class _Version(msgspec.Struct, array_like=True):
+    v: int
+
+
+_encoder = msgspec.msgpack.Encoder()
+_version_decoder = msgspec.msgpack.Decoder(_Version)
+_envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
+_token_decoder = msgspec.msgpack.Decoder(Token)
+_cooldown_decoder = msgspec.msgpack.Decoder(Cooldown)
+
+
+def header(fp: str) -> bytes:
+    """The leading bytes of every version-1 envelope holding a token with fingerprint ``fp``.
+
+    A msgpack array's head, the version and the fingerprint string come first and have a
+    fixed encoding, so ``value.startswith(header(fp))`` (or Lua's ``string.sub``) says
+    which token an entry holds.
+    """
+    return b"\x94" + _encoder.encode(VERSION) + _encoder.encode(fp)
+
+
+def encode(token: Token, until: float, *, cipher: Cipher | None = None) -> bytes:
+    """The stored form of ``token``, valid until ``until`` (Unix seconds)."""
+    body = _encoder.encode(token)
+    if cipher is not None:
+        body = cipher.seal(body)
+    return _encoder.encode(_Envelope(VERSION, token.fingerprint, until, body))
+
+
+def decode_entry(data: bytes, *, cipher: Cipher | None = None) -> tuple[Token, float] | str:
+    """``(token, until)`` from a stored value, or the reason it cannot be read."""
+    try:
+        version = _version_decoder.decode(data).v
+    except msgspec.DecodeError:
+        return "not a tokenfleet entry (garbage or truncated)"
+    if version != VERSION:
+        return f"format version {version} (this tokenfleet reads {VERSION})"
+    try:
+        envelope = _envelope_decoder.decode(data)
+        body = envelope.token if cipher is None else cipher.open(envelope.token)
+        if body is None:
+            return "the cipher refused the entry"
+        token = _token_decoder.decode(body)
+    except msgspec.DecodeError:
+        return "a version-1 entry that does not decode (truncated or wrong types)"
+    if token.fingerprint != envelope.fp:
+        return "the fingerprint does not match the token"
+    return token, envelope.until
+
+
+def decode(data: bytes, *, cipher: Cipher | None = None) -> Token | None:
+    """The token in a stored value, or ``None`` if it cannot be read (no logging)."""
+    entry = decode_entry(data, cipher=cipher)
+    return None if isinstance(entry, str) else entry[0]
+
+
+def encode_cooldown(until: float, reason: str) -> bytes:
+    """The stored form of a cooldown entry (the reason is cut to 200 characters)."""
+    return _encoder.encode(Cooldown(until, reason[:200]))
+
+
+def decode_cooldown(data: bytes) -> Cooldown | None:
+    """A cooldown entry, or ``None`` if it cannot be read."""
+    try:
+        return _cooldown_decoder.decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
+class Codec:
+    """:func:`encode` and :func:`decode` for one store, with a rate-limited warning.
+
+    Args:
+        name: the store, as shown in the warning (must not contain secrets).
+        cipher: optional encryption at rest (see :class:`Cipher`).
+        clock: monotonic clock for the warning period, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cipher: Cipher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.cipher = cipher
+        self._clock = clock
+        self._warned_at: float | None = None
+
+    def encode(self, token: Token, until: float) -> bytes:
+        """See :func:`encode`."""
+        return encode(token, until, cipher=self.cipher)
+
+    def decode(self, data: bytes, key: str, *, now: float | None = None) -> Token | None:
+        """The live token in ``data``; a miss (with a warning) if unreadable, or expired."""
+        entry = decode_entry(data, cipher=self.cipher)
+        if isinstance(entry, str):
+            self._warn(key, entry)
+            return None
+        token, until = entry
+        return token if (time.time() if now is None else now) < until else None
+
+    def _warn(self, key: str, reason: str) -> None:
+        now = self._clock()
+        if self._warned_at is not None and now - self._warned_at < _WARN_EVERY:
+            return
+        self._warned_at = now
+        logger.warning(
+            "tokenfleet: %s: unreadable entry for %s treated as a miss: %s "
+            "(further ones are not logged for %.0f s)",
+            self.name,
+            key,
+            reason,
+            _WARN_EVERY,
+        )

@@ -1,0 +1,196 @@
+"""The examples, the README quickstart and the docs' code blocks run as written.
+
+Conventions in README.md and docs/*.md:
+
+* every ```` ```python ```` block must compile (top-level ``await`` allowed, for fragments);
+* a block preceded by ``<!-- run -->`` is a complete script: it is run in a subprocess
+  with ``TOKENFLEET_TOKEN_URL``, ``TOKENFLEET_CLIENT_ID`` and ``TOKENFLEET_CLIENT_SECRET``
+  pointing at a dev authorization server, and must exit 0;
+* a block preceded by ``<!-- run: pytest -->`` is a test module: it is run with pytest in
+  a subprocess (pytest-asyncio in auto mode, warnings as errors) and must pass.
+
+Every script's output is checked for leaks: no client secret, no JWT.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tokenfleet.testing import DevAuthServer
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TIMEOUT = 60.0
+
+# What each example must print; a new example needs an entry here.
+EXPECTED_OUTPUT: dict[str, list[str]] = {
+    "quickstart.py": [
+        "callers: 1000",
+        "token requests seen by the server: 1",
+        "token: Token(token_type='Bearer', access_token=<sha256:",
+    ],
+    "fetch_once.py": [
+        "TOKENFLEET_TOKEN_URL is not set: using the dev authorization server",
+        "token: Token(token_type='Bearer', access_token=<sha256:",
+    ],
+    "private_key_jwt.py": [
+        "token: Token(token_type='Bearer', access_token=<sha256:",
+        "token requests from svc-signer: 1",
+    ],
+}
+
+# A fenced python block at the start of a line, optionally preceded by a run marker.
+_BLOCK = re.compile(
+    r"^(?:<!--\s*run(?::\s*(?P<how>[\w-]+))?\s*-->\n)?```python\n(?P<code>.*?)^```[ \t]*$",
+    re.MULTILINE | re.DOTALL,
+)
+_JWT = re.compile(r"eyJ[\w-]{10,}\.eyJ[\w-]{10,}\.")
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """One python code block of a Markdown file."""
+
+    path: Path
+    line: int
+    code: str
+    run: str | None  # None: compile only; "script" or "pytest"
+
+    @property
+    def id(self) -> str:
+        return f"{self.path.relative_to(ROOT)}:{self.line}"
+
+
+def snippets(paths: list[Path]) -> list[Snippet]:
+    found = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        for match in _BLOCK.finditer(text):
+            line = text.count("\n", 0, match.start("code"))
+            marked = match.group(0).startswith("<!--")
+            run = (match.group("how") or "script") if marked else None
+            found.append(Snippet(path, line, match.group("code"), run))
+    return found
+
+
+ALL_SNIPPETS = snippets(DOC_FILES)
+RUNNABLE = [s for s in ALL_SNIPPETS if s.run is not None]
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[DevAuthServer]:
+    with DevAuthServer().run_in_thread() as server:
+        yield server
+
+
+def env_for(idp: DevAuthServer | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFLEET_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
+    env["PYTHONWARNINGS"] = "error"
+    if idp is not None:
+        env["TOKENFLEET_TOKEN_URL"] = idp.token_url
+        env["TOKENFLEET_CLIENT_ID"] = idp.client_id
+        env["TOKENFLEET_CLIENT_SECRET"] = idp.client_secret
+    return env
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Run a Python subprocess; fail the test with its output unless it exits 0."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"exit {result.returncode}:\n{output}"
+    return output
+
+
+def assert_no_leak(output: str, *secrets: str) -> None:
+    for secret in secrets:
+        assert secret not in output, "a secret appears in the output"
+    assert not _JWT.search(output), "an access token (JWT) appears in the output"
+
+
+# --------------------------------------------------------------------------- examples
+
+
+def test_every_example_has_expected_output() -> None:
+    assert EXAMPLES, "examples/ has no scripts"
+    assert {p.name for p in EXAMPLES} == set(EXPECTED_OUTPUT)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(example: Path, tmp_path: Path) -> None:
+    output = run([str(example)], env_for(None), cwd=tmp_path)
+    for expected in EXPECTED_OUTPUT.get(example.name, []):
+        assert expected in output, f"{expected!r} not in output:\n{output}"
+    assert_no_leak(output)
+
+
+def test_fetch_once_reads_the_environment(idp: DevAuthServer, tmp_path: Path) -> None:
+    before = idp.token_requests(idp.client_id)
+    output = run([str(ROOT / "examples" / "fetch_once.py")], env_for(idp), cwd=tmp_path)
+    assert "not set" not in output
+    assert "token: Token(" in output
+    assert idp.token_requests(idp.client_id) == before + 1
+    assert_no_leak(output, idp.client_secret)
+
+
+# --------------------------------------------------------------------------- README
+
+
+def test_readme_quickstart_runs_against_a_server(idp: DevAuthServer, tmp_path: Path) -> None:
+    blocks = [s for s in RUNNABLE if s.path.name == "README.md"]
+    assert len(blocks) == 1, "README.md should have exactly one <!-- run --> python block"
+    before = idp.token_requests(idp.client_id)
+    script = tmp_path / "readme_quickstart.py"
+    script.write_text(blocks[0].code, encoding="utf-8")
+    output = run([str(script)], env_for(idp), cwd=tmp_path)
+    assert "Token(token_type='Bearer', access_token=<sha256:" in output
+    assert idp.token_requests(idp.client_id) == before + 1
+    assert_no_leak(output, idp.client_secret)
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_docs_have_runnable_snippets() -> None:
+    docs = {s.path.name for s in RUNNABLE}
+    assert {"quickstart.md", "client-authentication.md", "testing.md"} <= docs
+    assert {s.run for s in RUNNABLE} <= {"script", "pytest"}
+
+
+@pytest.mark.parametrize("snippet", ALL_SNIPPETS, ids=lambda s: s.id)
+def test_snippet_compiles(snippet: Snippet) -> None:
+    compile(snippet.code, snippet.id, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+
+
+@pytest.mark.parametrize("snippet", RUNNABLE, ids=lambda s: s.id)
+def test_snippet_runs(snippet: Snippet, idp: DevAuthServer, tmp_path: Path) -> None:
+    if snippet.run == "pytest":
+        module = tmp_path / "test_snippet.py"
+        module.write_text(snippet.code, encoding="utf-8")
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=auto"]
+        args += ["-W", "error", str(module)]
+        output = run(args, env_for(None), cwd=tmp_path)
+        assert " passed" in output and "failed" not in output, output
+    else:
+        script = tmp_path / "snippet.py"
+        script.write_text(snippet.code, encoding="utf-8")
+        output = run([str(script)], env_for(idp), cwd=tmp_path)
+    assert_no_leak(output, idp.client_secret)

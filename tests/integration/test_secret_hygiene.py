@@ -1,0 +1,111 @@
+"""Drive every error path, log level DEBUG, and look for secrets where they must not be.
+
+A client secret, a private key, a client assertion or an access token must appear in no
+exception text or repr (cause chain included) and in no log record. Assertions and access
+tokens from the dev server are JWTs, so any ``eyJ`` (base64 of ``{"``) found is a leak.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tokenfleet import ClientCredentials, Retry, TokenFleetError, TokenManager
+from tokenfleet.testing import DevAuthServer, Fault
+
+SECRET = "S3cr3t-value:with%odd+chars é"
+KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+PRIVATE_PEM = KEY.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+)
+PUBLIC_PEM = KEY.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+)
+
+FAULTS = [
+    None,  # success
+    Fault(status=503),
+    Fault(status=429, retry_after=3600),
+    Fault(drop_connection=True),
+    Fault(status=200, malformed_json=True),
+    Fault(status=200, body="<html>login</html>", content_type="text/html"),
+    Fault(status=400, body=f'{{"error": "invalid_client", "error_description": "bad {SECRET}"}}'),
+    Fault(status=401, body=f"secret was {SECRET}", content_type="text/plain"),
+    Fault(delay=3),  # timeout
+]
+
+
+@pytest.fixture
+async def idp() -> AsyncIterator[DevAuthServer]:
+    async with DevAuthServer() as server:
+        server.register_client(
+            "svc",
+            SECRET,
+            auth_methods=["client_secret_basic", "client_secret_post", "client_secret_jwt"],
+        )
+        server.register_client("pk", public_key=PUBLIC_PEM, auth_methods=["private_key_jwt"])
+        yield server
+
+
+def forbidden(method: str, tokens: list[str]) -> list[str]:
+    """This client's own credentials, every JWT (assertions, tokens) and the tokens."""
+    if method == "private_key_jwt":
+        credentials = PRIVATE_PEM.decode().splitlines()[1:-1]
+    else:
+        credentials = [SECRET, "S3cr3t"]
+    return [*credentials, "eyJ", *tokens]
+
+
+def exception_texts(exc: BaseException | None) -> list[str]:
+    texts = []
+    while exc is not None:
+        texts += [str(exc), repr(exc), *(str(a) for a in exc.args)]
+        exc = exc.__cause__ or exc.__context__
+    return texts
+
+
+@pytest.mark.parametrize(
+    "method", ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+)
+async def test_no_secret_anywhere(
+    idp: DevAuthServer, method: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    credentials: dict[str, object] = (
+        {"client_id": "pk", "private_key": PRIVATE_PEM}
+        if method == "private_key_jwt"
+        else {"client_id": "svc", "client_secret": SECRET}
+    )
+    seen_tokens: list[str] = []
+    texts: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    for fault in FAULTS:
+        idp.clear_faults()
+        if fault is not None:
+            idp.inject_fault(fault)
+        client = ClientCredentials(
+            idp.token_url,
+            auth_method=method,  # type: ignore[arg-type]
+            retry=Retry(attempts=2, backoff=0.01),
+            timeout=0.5,
+            **credentials,  # type: ignore[arg-type]
+        )
+        async with TokenManager(client, min_backoff=0.01, max_backoff=0.02) as manager:
+            texts += [repr(client), repr(manager), repr(manager.stats)]
+            try:
+                token = await manager.get_token()
+            except TokenFleetError as exc:
+                texts += exception_texts(exc)
+            else:
+                seen_tokens.append(token.access_token)
+                texts += [repr(token), str(token)]
+    assert seen_tokens, "the success path must have produced a token to look for"
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [str(record.args) for record in caplog.records]
+    assert len(caplog.records) >= len(FAULTS)  # the error paths did log
+    for needle in forbidden(method, seen_tokens):
+        leaks = [text for text in texts if needle in text]
+        assert not leaks, f"{needle[:12]!r}... leaked in: {leaks[0][:200]!r}"
