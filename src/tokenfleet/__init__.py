@@ -10,6 +10,7 @@ from ._client import ClientCredentials as ClientCredentials
 from ._client import Retry as Retry
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import FetchTimeout as FetchTimeout
+from ._exceptions import FleetCooldown as FleetCooldown
 from ._exceptions import InsufficientScope as InsufficientScope
 from ._exceptions import InvalidClient as InvalidClient
 from ._exceptions import InvalidGrant as InvalidGrant
@@ -32,7 +33,10 @@ from ._models import Token as Token
 from ._source import KeyedTokenSource as KeyedTokenSource
 from ._source import TokenSource as TokenSource
 from ._stats import Stats as Stats
+from .stores import FileStore as FileStore
+from .stores import FleetStore as FleetStore
 from .stores import MemoryStore as MemoryStore
+from .stores import RedisStore as RedisStore
 from .stores import TokenStore as TokenStore
 from .stores import store_from_url as store_from_url
 
@@ -42,6 +46,9 @@ __all__ = [
     "ClientCredentials",
     "ConfigurationError",
     "FetchTimeout",
+    "FileStore",
+    "FleetCooldown",
+    "FleetStore",
     "InsufficientScope",
     "InvalidClient",
     "InvalidGrant",
@@ -53,6 +60,7 @@ __all__ = [
     "MemoryStore",
     "OAuthError",
     "RateLimited",
+    "RedisStore",
     "Retry",
     "Secret",
     "ServerError",

@@ -15,7 +15,8 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   │   └── InvalidTarget         RFC 8707 §2
     │   ├── ServerError               HTTP 5xx
     │   ├── RateLimited               HTTP 429 (``retry_after`` in seconds)
-    │   └── InvalidTokenResponse      a 2xx (or error) body we cannot use
+    │   ├── InvalidTokenResponse      a 2xx (or error) body we cannot use
+    │   └── FleetCooldown             another process saw the endpoint fail; backing off
     ├── TransportError                connection, DNS, TLS, timeout
     │   └── FetchTimeout              the whole fetch ran out of time (also a TimeoutError)
     ├── InsufficientScope             fewer scopes granted than required
@@ -31,6 +32,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigurationError",
     "FetchTimeout",
+    "FleetCooldown",
     "InsufficientScope",
     "InvalidClient",
     "InvalidGrant",
@@ -141,6 +143,21 @@ class RateLimited(TokenEndpointError):
 
 class InvalidTokenResponse(TokenEndpointError):
     """The response body is not a usable RFC 6749 §5.1 token response."""
+
+
+class FleetCooldown(TokenEndpointError):
+    """A process of the fleet recorded a cooldown for this token (429, 5xx, or refused
+    credentials), so this process does not ask the token endpoint either until it ends.
+
+    Attributes:
+        until: Unix time at which the cooldown ends.
+        reason: what the recording process saw (an exception class name and status).
+    """
+
+    def __init__(self, message: str, *, until: float, reason: str) -> None:
+        super().__init__(message)
+        self.until = until
+        self.reason = reason
 
 
 class TransportError(TokenFleetError):

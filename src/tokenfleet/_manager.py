@@ -23,6 +23,7 @@ of a fleet keep NTP time within a few seconds, well inside the leeway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -32,12 +33,20 @@ from types import TracebackType
 from typing import Self
 
 from . import _core
-from ._exceptions import ConfigurationError, FetchTimeout, RateLimited, StoreError
+from ._exceptions import (
+    ConfigurationError,
+    FetchTimeout,
+    FleetCooldown,
+    InvalidClient,
+    RateLimited,
+    ServerError,
+    StoreError,
+)
 from ._models import Token
 from ._singleflight import SingleFlight
 from ._source import KeyedTokenSource, TokenSource
 from ._stats import Stats
-from .stores import MemoryStore, TokenStore
+from .stores import FleetStore, MemoryStore, TokenStore
 
 __all__ = ["TokenManager"]
 
@@ -88,6 +97,8 @@ class TokenManager:
         min_backoff, max_backoff: backoff after failed fetches, doubling per failure.
         fail_open: on store failure, fetch directly (default) instead of raising
             :class:`~tokenfleet.StoreError`.
+        near_cache: keep tokens in process memory until their refresh point (default).
+            ``False`` reads the store on every call: only useful to measure the store.
         namespace: cache-key prefix, required for sources without ``cache_key()``.
         close_source, close_store: whether ``aclose()`` closes them (default yes: the
             manager owns what it is given).
@@ -107,6 +118,7 @@ class TokenManager:
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
         fail_open: bool = True,
+        near_cache: bool = True,
         namespace: str | None = None,
         close_source: bool = True,
         close_store: bool = True,
@@ -134,6 +146,7 @@ class TokenManager:
         self.fetch_timeout = float(fetch_timeout or default_timeout)
         self.lock_timeout = float(lock_timeout or self.fetch_timeout)
         self.fail_open = fail_open
+        self.near_cache = near_cache
         self._min_backoff = min_backoff
         self._max_backoff = max_backoff
         self._namespace = namespace
@@ -146,6 +159,8 @@ class TokenManager:
         self._failures: dict[str, _Failure] = {}
         self._invalidated: dict[str, str] = {}
         self._closed = False
+        self._fleet: FleetStore | None = self.store if isinstance(self.store, FleetStore) else None
+        self._listener: asyncio.Task[None] | None = None
         self._default_key = self._key_for(None)[0]
 
     # ------------------------------------------------------------------ the hot path
@@ -186,10 +201,14 @@ class TokenManager:
     ) -> Token:
         if self._closed:
             raise ConfigurationError("this TokenManager is closed")
+        if self._fleet is not None and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(self._fleet), name="tokenfleet:invalidations"
+            )
         if min_ttl < 0:
             raise ConfigurationError("min_ttl must be >= 0 seconds")
         now = self._clock()
-        entry = self._near.get(key)
+        entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
         if entry is not None and entry.usable_until - now > min_ttl:
             if now >= entry.refresh_at:
                 self._refresh_ahead(key, self._key_for(scopes)[1], entry.token, now)
@@ -198,6 +217,13 @@ class TokenManager:
         self.stats.misses += 1
         scopes_t = self._key_for(scopes)[1]
         return await self._await_flight(key, scopes_t, entry.token if entry else None, min_ttl)
+
+    async def _store_entry(self, key: str) -> _Entry | None:
+        """Without a near cache: the store's token as an entry (no jitter)."""
+        token = await self._read_store(key, None)
+        if token is None:
+            return None
+        return _Entry(token, *self._schedule(token, 0.0))
 
     def _refresh_ahead(self, key: str, scopes: Scopes, current: Token, now: float) -> None:
         failure = self._failures.get(key)
@@ -234,8 +260,7 @@ class TokenManager:
     def _good_for(self, key: str, token: Token, min_ttl: float) -> bool:
         if self._invalidated.get(key) == token.access_token:
             return False
-        entry = self._near.get(key)
-        usable_until = entry.usable_until if entry and entry.token is token else token.expires_at
+        usable_until, _ = self._schedule(token, 0.0)
         return usable_until - self._clock() > min_ttl
 
     # ------------------------------------------------------------------ the flight
@@ -275,6 +300,7 @@ class TokenManager:
                 token = await self._read_store(key, stale)
                 if token is not None:
                     return token
+            await self._check_cooldown(key)
             return await self._fetch(key, scopes)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
 
@@ -294,10 +320,32 @@ class TokenManager:
         usable_until, _ = self._schedule(token, 0.0)
         return token if self._clock() < usable_until else None
 
+    async def _check_cooldown(self, key: str) -> None:
+        """Raise ``FleetCooldown`` while another process's cooldown for ``key`` lasts."""
+        if self._fleet is None:
+            return
+        try:
+            cooldown = await self._fleet.get_cooldown(key)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return
+        if cooldown is not None and cooldown[0] > self._clock():
+            until, reason = cooldown
+            raise FleetCooldown(
+                f"the fleet is backing off this token endpoint for {until - self._clock():.1f} s "
+                f"more (another process saw {reason})",
+                until=until,
+                reason=reason,
+            )
+
     async def _fetch(self, key: str, scopes: Scopes) -> Token:
         self.stats.fetches += 1
         started = time.monotonic()
-        token = await self.source.token(scopes)
+        try:
+            token = await self.source.token(scopes)
+        except (RateLimited, ServerError, InvalidClient) as exc:
+            await self._record_cooldown(key, exc)
+            raise
         logger.info(
             "tokenfleet: fetched token %s for %s (scopes %s, lifetime %.0f s, %.0f ms)",
             token.fingerprint,
@@ -314,6 +362,30 @@ class TokenManager:
                 self._store_failed(exc)
         return token
 
+    async def _record_cooldown(self, key: str, error: BaseException) -> None:
+        """Tell the fleet to back off too (429, 5xx after retries, refused credentials)."""
+        if self._fleet is None:
+            return
+        delay = self._backoff(key, error)
+        status: object = getattr(error, "status", None)
+        reason = f"{type(error).__name__} (HTTP {status})" if status else type(error).__name__
+        try:
+            await self._fleet.set_cooldown(key, self._clock() + delay, reason)
+        except StoreError as exc:
+            self._store_failed(exc)
+
+    def _backoff(self, key: str, error: BaseException) -> float:
+        """Seconds to wait before the next fetch for ``key`` after ``error``."""
+        previous = self._failures.get(key)
+        count = previous.count + 1 if previous else 1
+        if isinstance(error, FleetCooldown):
+            return max(error.until - self._clock(), self._min_backoff)
+        delay = min(self._max_backoff, self._min_backoff * 2.0 ** (count - 1))
+        delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spread a fleet's retries
+        if isinstance(error, RateLimited) and error.retry_after:
+            delay = max(delay, min(error.retry_after, self._max_backoff))
+        return delay
+
     def _flight_done(self, key: str, task: asyncio.Task[Token]) -> None:
         if task.cancelled():
             return
@@ -324,10 +396,7 @@ class TokenManager:
         self.stats.fetch_errors += 1
         previous = self._failures.get(key)
         count = previous.count + 1 if previous else 1
-        delay = min(self._max_backoff, self._min_backoff * 2 ** (count - 1))
-        delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spread a fleet's retries
-        if isinstance(error, RateLimited) and error.retry_after:
-            delay = max(delay, min(error.retry_after, self._max_backoff))
+        delay = self._backoff(key, error)
         self._failures[key] = _Failure(count, self._clock() + delay, error)
         entry = self._near.get(key)
         usable = entry is not None and self._clock() < entry.usable_until
@@ -356,6 +425,8 @@ class TokenManager:
     def _remember(self, key: str, token: Token) -> None:
         jitter = random.uniform(0.0, self.jitter)  # noqa: S311 - spreading, not secrecy
         usable_until, refresh_at = self._schedule(token, jitter)
+        if not self.near_cache:
+            return
         if len(self._near) >= _MAX_KEYS and key not in self._near:
             del self._near[next(iter(self._near))]
         self._near[key] = _Entry(token, usable_until, refresh_at)
@@ -410,6 +481,14 @@ class TokenManager:
         except StoreError as exc:
             self._store_failed(exc)
 
+    async def _listen(self, store: FleetStore) -> None:
+        """Drop tokens other processes invalidated from the near cache (pub/sub or polling)."""
+        async for key, fingerprint in store.invalidations():
+            entry = self._near.get(key)
+            if entry is not None and fingerprint in ("*", entry.token.fingerprint):
+                del self._near[key]
+                self._invalidated[key] = entry.token.access_token
+
     async def aclose(self) -> None:
         """Cancel background refreshes, then close the source and store (if owned)."""
         if self._closed:
@@ -417,6 +496,10 @@ class TokenManager:
         self._closed = True
         self._near.clear()
         await self._flights.cancel_all()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._close_store:
             await self.store.aclose()
         aclose = getattr(self.source, "aclose", None)

@@ -67,9 +67,8 @@ def redact_url(url: str) -> str:
         user = parts.username or ""
         host = netloc.rpartition("@")[2]
         netloc = f"{user}:***@{host}"
-    query = urlencode(
-        [(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
-    )
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

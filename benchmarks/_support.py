@@ -1,0 +1,80 @@
+"""Shared helpers for the benchmark scenarios: the dev server in its own process, timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+@dataclass
+class Server:
+    """A dev authorization server running in a separate process (its CPU is not ours)."""
+
+    process: subprocess.Popen[str]
+    info: dict[str, str]
+
+    @property
+    def token_url(self) -> str:
+        return self.info["token_url"]
+
+    @property
+    def client_id(self) -> str:
+        return self.info["client_id"]
+
+    @property
+    def client_secret(self) -> str:
+        return self.info["client_secret"]
+
+    def stats(self) -> dict[str, int]:
+        url = self.info["url"] + "/stats"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+            return json.loads(response.read())  # type: ignore[no-any-return]
+
+
+@contextmanager
+def dev_server(lifetime: float = 3600.0, latency: float = 0.02) -> Iterator[Server]:
+    """Start ``python -m tokenfleet.testing`` and wait until it prints its settings."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenfleet.testing",
+            "--lifetime",
+            str(lifetime),
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    info: dict[str, str] = {}
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        for line in process.stdout:
+            if line.startswith("Ctrl-C") or time.monotonic() > deadline:
+                break
+            name, _, value = line.partition(":")
+            info[name.strip()] = value.strip()
+        if "token_url" not in info:
+            raise RuntimeError("the dev server did not start")
+        yield Server(process, info)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
