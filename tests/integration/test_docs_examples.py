@@ -44,6 +44,12 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "TOKENFLEET_TOKEN_URL is not set: using the dev authorization server",
         "token: Token(token_type='Bearer', access_token=<sha256:",
     ],
+    "fleet.py": [
+        "store: file",
+        "processes: 4, callers: 1000",
+        "distinct tokens: 1",
+        "token requests seen by the server: 1",
+    ],
     "private_key_jwt.py": [
         "token: Token(token_type='Bearer', access_token=<sha256:",
         "token requests from svc-signer: 1",
@@ -159,6 +165,15 @@ def test_fetch_once_reads_the_environment(idp: DevAuthServer, tmp_path: Path) ->
     assert_no_leak(output, idp.client_secret)
 
 
+@pytest.mark.redis
+def test_fleet_example_on_redis(redis_url: str, tmp_path: Path) -> None:
+    env = env_for(None) | {"TOKENFLEET_STORE": redis_url}
+    output = run([str(ROOT / "examples" / "fleet.py")], env, cwd=tmp_path)
+    assert "store: redis" in output
+    assert "distinct tokens: 1" in output
+    assert "token requests seen by the server: 1" in output
+
+
 # --------------------------------------------------------------------------- README
 
 
@@ -179,7 +194,7 @@ def test_readme_quickstart_runs_against_a_server(idp: DevAuthServer, tmp_path: P
 
 def test_docs_have_runnable_snippets() -> None:
     docs = {s.path.name for s in RUNNABLE}
-    assert {"quickstart.md", "client-authentication.md", "testing.md"} <= docs
+    assert {"quickstart.md", "client-authentication.md", "stores.md", "testing.md"} <= docs
     assert {s.run for s in RUNNABLE} <= {"script", "pytest"}
 
 

@@ -1,0 +1,46 @@
+"""Type checks of the public API, run by ``mypy --strict`` in the ``type`` tox env.
+
+Every ``assert_type`` fails the type check if the public signatures drift.
+"""
+
+from __future__ import annotations
+
+from typing import assert_type
+
+import tokenfleet
+from tokenfleet.stores import TokenStore
+
+
+async def check() -> None:
+    client = tokenfleet.ClientCredentials(
+        "https://idp.example.com/token", client_id="svc", client_secret="s", scopes=["a"]
+    )
+    assert_type(await client.fetch_token(), tokenfleet.Token)
+    assert_type(await client.token(["b"]), tokenfleet.Token)
+    assert_type(client.cache_key(), str)
+
+    store: TokenStore = tokenfleet.store_from_url("memory://")
+    async with tokenfleet.TokenManager(client, store=store) as tokens:
+        token = await tokens.get_token(scopes=["orders:write"], min_ttl=60)
+        assert_type(token, tokenfleet.Token)
+        assert_type(token.access_token, str)
+        assert_type(token.expires_at, float)
+        assert_type(token.scopes, tuple[str, ...])
+        assert_type(token.authorization, str)
+        assert_type(token.is_expired(leeway=5), bool)
+        assert_type(tokens.stats.hits, int)
+        await tokens.invalidate(token)
+
+    secret = tokenfleet.Secret("x")
+    assert_type(secret.reveal(), str | bytes)
+
+    try:
+        await client.fetch_token()
+    except tokenfleet.OAuthError as exc:
+        assert_type(exc.error, str | None)
+        assert_type(exc.status, int | None)
+    except tokenfleet.RateLimited as exc:
+        assert_type(exc.retry_after, float | None)
+
+    source: tokenfleet.TokenSource = tokens
+    assert_type(await source.token(), tokenfleet.Token)
