@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -13,6 +14,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tokenfleet
 from tokenfleet import (
@@ -39,6 +42,13 @@ FAST = Retry(attempts=3, backoff=0.05, max_backoff=0.2)
 @pytest.fixture
 async def idp() -> AsyncIterator[DevAuthServer]:
     async with DevAuthServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def threaded_idp() -> Iterator[DevAuthServer]:
+    """One server for every hypothesis example (each example runs its own event loop)."""
+    with DevAuthServer().run_in_thread() as server:
         yield server
 
 
@@ -396,3 +406,62 @@ def test_repr_shows_no_secret() -> None:
     )
     assert "hunter2" not in repr(client)
     assert "svc" in repr(client)
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+_statuses = st.sampled_from([200, 201, 204, 400, 401, 403, 404, 429, 500, 502, 503])
+_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(str.encode),
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "access_token",
+                "token_type",
+                "expires_in",
+                "scope",
+                "error",
+                "error_description",
+                "x",
+            ]
+        ),
+        st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=30), st.booleans()),
+        max_size=6,
+    ).map(lambda d: json.dumps(d).encode()),
+)
+
+
+@settings(max_examples=60)
+@given(
+    status=_statuses,
+    body=_bodies,
+    content_type=st.sampled_from(["application/json", "text/html", "text/plain", ""]),
+    retry_after=st.one_of(
+        st.none(), st.sampled_from(["0", "1", "-5", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"])
+    ),
+)
+def test_any_server_answer_gives_token_or_typed_error(
+    threaded_idp: DevAuthServer,
+    status: int,
+    body: bytes,
+    content_type: str,
+    retry_after: str | None,
+) -> None:
+    threaded_idp.clear_faults()
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    threaded_idp.inject_fault(
+        Fault(status=status, body=body, content_type=content_type, headers=headers)
+    )
+
+    async def fetch() -> None:
+        async with client_for(
+            threaded_idp, retry=Retry(attempts=2, backoff=0, max_retry_after=0.01), timeout=2
+        ) as client:
+            try:
+                token = await client.fetch_token()
+            except tokenfleet.TokenFleetError:
+                return
+            assert token.access_token
+
+    asyncio.run(fetch())

@@ -42,9 +42,7 @@ class CountingSource:
         if self.fail is not None:
             raise self.fail
         now = self.clock()
-        return Token(
-            access_token=f"t{self.calls}", expires_at=now + self.lifetime, issued_at=now
-        )
+        return Token(access_token=f"t{self.calls}", expires_at=now + self.lifetime, issued_at=now)
 
 
 async def settle() -> None:

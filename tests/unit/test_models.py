@@ -88,3 +88,23 @@ def test_secret_equality_copy_and_wrapping() -> None:
         hash(a)
     with pytest.raises(ConfigurationError, match="str or bytes"):
         Secret(123)  # type: ignore[arg-type]
+
+
+async def test_memory_store_is_bounded_lru_and_expires() -> None:
+    from tokenfleet import MemoryStore
+
+    now = [0.0]
+    store = MemoryStore(max_entries=3, clock=lambda: now[0])
+    tokens = [make_token(access_token=f"t{i}") for i in range(4)]
+    for i, token in enumerate(tokens[:3]):
+        await store.set(f"k{i}", token, ttl=10)
+    assert await store.get("k0") is tokens[0]  # k0 is now the most recently used
+    await store.set("k3", tokens[3], ttl=10)  # evicts k1, the least recently used
+    assert await store.get("k1") is None
+    assert len(store) == 3
+    now[0] = 10.0
+    assert await store.get("k0") is None  # expired with its ttl
+    assert not await store.delete("k2", tokens[0])  # compare-and-delete: not that token
+    assert await store.delete("k2", tokens[2])
+    with pytest.raises(ConfigurationError):
+        MemoryStore(max_entries=0)
