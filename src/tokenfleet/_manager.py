@@ -94,14 +94,17 @@ class TokenManager:
         fetch_timeout: total seconds for one flight (lock wait and fetch). Default: the
             source's ``timeout`` plus 5 s, or 30 s.
         lock_timeout: longest wait for another process's fetch before fetching anyway.
-        min_backoff, max_backoff: backoff after failed fetches, doubling per failure.
+        min_backoff: seconds to wait after a failed fetch before the next one; doubles
+            with each further failure.
+        max_backoff: the cap on that wait.
         fail_open: on store failure, fetch directly (default) instead of raising
             :class:`~tokenfleet.StoreError`.
         near_cache: keep tokens in process memory until their refresh point (default).
             ``False`` reads the store on every call: only useful to measure the store.
         namespace: cache-key prefix, required for sources without ``cache_key()``.
-        close_source, close_store: whether ``aclose()`` closes them (default yes: the
-            manager owns what it is given).
+        close_source: whether ``aclose()`` closes the source (default yes: the manager
+            owns what it is given).
+        close_store: whether ``aclose()`` closes the store (default yes).
         clock: Unix-time clock, injectable for tests.
     """
 
@@ -255,7 +258,10 @@ class TokenManager:
                     f"{token.lifetime:.0f} s lifetimes, usable for {usable_span:.0f} s"
                 )
             stale = token
-        raise FetchTimeout(f"could not get a token usable for {min_ttl:g} s in three fetches")
+        raise FetchTimeout(
+            "three fetched tokens in a row were invalidated (or too short-lived) before they "
+            "could be handed out; is a resource server rejecting every new token?"
+        )
 
     def _good_for(self, key: str, token: Token, min_ttl: float) -> bool:
         if self._invalidated.get(key) == token.access_token:

@@ -38,6 +38,7 @@ class Results:
         self.tokens: set[str] = set()
         self.late: set[str] = set()
         self.first: str | None = None
+        self.invalidated: str | None = None
         self.errors: list[str] = []
         self.error_count = 0
         self.expired = 0
@@ -104,11 +105,12 @@ async def ask(manager: TokenManager, results: Results, late_after: float) -> Tok
 async def loop(manager: TokenManager, results: Results, args: argparse.Namespace) -> None:
     start = time.monotonic()
     end, late_after = start + args.duration, start + args.late_after
-    invalidate_at = start + args.invalidate_at if args.invalidate_at >= 0 else None
+    invalidate_at = start + args.invalidate_at
     while time.monotonic() < end:
         token = await ask(manager, results, late_after)
-        if token is not None and invalidate_at is not None and time.monotonic() >= invalidate_at:
-            invalidate_at = None
+        if token is not None and args.invalidate_at >= 0 and time.monotonic() >= invalidate_at:
+            args.invalidate_at = -1  # once per process, by whichever coroutine comes first
+            results.invalidated = token.fingerprint
             await manager.invalidate(token)
         await asyncio.sleep(args.interval)
 
@@ -116,7 +118,7 @@ async def loop(manager: TokenManager, results: Results, args: argparse.Namespace
 async def run_manager(args: argparse.Namespace, results: Results) -> dict[str, Any]:
     store = store_from_url(args.store)
     if args.report_lock:
-        store = ReportingStore(store)  # type: ignore[assignment]
+        store = ReportingStore(store)
     client = tokenfleet.ClientCredentials(
         args.token_url,
         client_id=args.client_id,

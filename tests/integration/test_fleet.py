@@ -286,6 +286,7 @@ def test_invalidate_in_one_process_reaches_the_others(
     first = {r["first"] for r in results}
     assert len(first) == 1
     (invalidated,) = first
+    assert results[0]["invalidated"] == invalidated  # worker 0 invalidated the fleet's token
     stale = [r["pid"] for r in results if invalidated in r["late"]]
     assert stale == [], "these processes still served the invalidated token 1 s later"
     assert requests <= 3

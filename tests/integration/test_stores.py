@@ -390,3 +390,25 @@ async def test_redis_layout_ttl_and_a_client_passed_in(redis_url: str) -> None:
         assert "s3cret" not in repr(store)
         await store.aclose()
         assert await client.ping()  # not closed: we did not create it
+
+
+@pytest.mark.redis
+async def test_redis_invalidations_survive_an_outage(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    listener, publisher = RedisStore(redis_url), RedisStore(redis_url)
+    events = listener.invalidations()
+    try:
+        first = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(0.3)
+        redis_server.restart()  # the subscription's connection is gone
+        async with asyncio.timeout(10):  # messages sent while it reconnects are lost: resend
+            while not first.done():
+                await publisher.delete("k")
+                await asyncio.wait([first], timeout=0.2)
+        assert first.result() == ("k", "*")
+    finally:
+        redis_server.start()
+        await listener.aclose()
+        await publisher.aclose()
+        await events.aclose()
