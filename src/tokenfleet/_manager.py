@@ -91,9 +91,11 @@ class TokenManager:
             background refresh. Default 0.8.
         jitter: up to this fraction of the lifetime is taken off the refresh point, at
             random per process, so a fleet does not refresh in the same instant. Default 0.05.
-        fetch_timeout: total seconds for one flight (lock wait and fetch). Default: the
-            source's ``timeout`` plus 5 s, or 30 s.
-        lock_timeout: longest wait for another process's fetch before fetching anyway.
+        fetch_timeout: longest wait for the source's answer. Default: the source's
+            ``timeout`` plus 5 s, or 30 s.
+        lock_timeout: longest wait for another process's fetch (the store's lock) before
+            fetching anyway. Default: ``fetch_timeout``. A flight takes at most
+            ``lock_timeout + fetch_timeout``.
         min_backoff: seconds to wait after a failed fetch before the next one; doubles
             with each further failure.
         max_backoff: the cap on that wait.
@@ -275,14 +277,15 @@ class TokenManager:
         return self._flights.start(key, self._flight(key, scopes, stale), self._flight_done)
 
     async def _flight(self, key: str, scopes: Scopes, stale: Token | None) -> Token:
+        deadline = self.lock_timeout + self.fetch_timeout
         try:
-            async with asyncio.timeout(self.fetch_timeout):
+            async with asyncio.timeout(deadline):
                 token = await self._read_store(key, stale)
                 if token is None:
                     token = await self._locked_fetch(key, scopes, stale)
         except TimeoutError:
             raise FetchTimeout(
-                f"no token within fetch_timeout={self.fetch_timeout:g} s (lock wait included)"
+                f"no token within {deadline:g} s (lock_timeout + fetch_timeout)"
             ) from None
         self._remember(key, token)
         return token
@@ -348,7 +351,10 @@ class TokenManager:
         self.stats.fetches += 1
         started = time.monotonic()
         try:
-            token = await self.source.token(scopes)
+            async with asyncio.timeout(self.fetch_timeout):
+                token = await self.source.token(scopes)
+        except TimeoutError:
+            raise FetchTimeout(f"no token within fetch_timeout={self.fetch_timeout:g} s") from None
         except (RateLimited, ServerError, InvalidClient) as exc:
             await self._record_cooldown(key, exc)
             raise

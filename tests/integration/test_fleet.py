@@ -208,9 +208,11 @@ def test_a_killed_lock_holder_does_not_block_the_fleet(
     assert holder.process.returncode == -signal.SIGKILL
     no_errors(results)
     assert all(r["calls"] == 50 for r in results)
-    # Everyone is served by the lock's expiry (timeout + 1 s) plus one fetch, at the latest.
-    assert elapsed < lock_timeout + 1 + 3
-    assert requests <= PROCESSES
+    # The dead holder's lock frees within its lease (Redis: 2 s; a file lock: at once, the
+    # OS drops it), one survivor takes it and fetches, the others wait for its token:
+    # 2 requests in all (the killed one's and the survivor's), well within lock_timeout.
+    assert elapsed < lock_timeout + 3
+    assert requests == 2
     log.info(
         "killed holder (%s): survivors done %.1f s after the kill, %d requests",
         kind(shared_url),

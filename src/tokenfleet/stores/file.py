@@ -62,7 +62,8 @@ class FileStore:
 
     Args:
         path: the directory; default :func:`default_directory`. Created with mode 0700.
-        lock_poll_initial, lock_poll_max: backoff bounds (seconds) of a lock waiter.
+        lock_poll_initial: first backoff (seconds) of a lock waiter's polling.
+        lock_poll_max: longest backoff of that polling.
         cipher: optional encryption at rest (see :class:`._codec.Cipher`).
 
     Raises:

@@ -15,6 +15,7 @@ fingerprint (see :mod:`._codec`), and a Lua script compares that fixed-length he
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -55,7 +56,13 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_LOCK_TTL_MARGIN = 1.0  # seconds the lock outlives the longest wait for it
+# KEYS[1] lock key; ARGV[1] our owner value; ARGV[2] the new TTL in ms.
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 _RECONNECT_MIN, _RECONNECT_MAX = 0.1, 5.0  # pub/sub reconnect backoff (seconds)
 
 
@@ -81,15 +88,21 @@ class RedisStore:
             built from a URL is owned and closed by :meth:`aclose`; a client passed in
             is not.
         prefix: namespace of every key and of the invalidation channel.
-        lock_poll_initial, lock_poll_max: backoff bounds (seconds) of a lock waiter's
-            polling, so a waiter learns within ``lock_poll_max`` that the lock is free.
+        lock_poll_initial: first backoff (seconds) of a lock waiter's polling.
+        lock_poll_max: longest backoff of that polling, so a waiter learns within
+            ``lock_poll_max`` that the lock is free.
+        lock_lease: TTL (seconds) of a held lock, renewed every third of it while the
+            holder lives.
         op_timeout: upper bound (seconds) of any one Redis call, also for clients
             passed in whose own socket timeouts are unknown.
         cipher: optional encryption at rest (see :class:`._codec.Cipher`).
 
-    The lock lives ``timeout + 1`` seconds: longer than anyone waits for it, so a live
-    holder (whose flight the ``TokenManager`` bounds by the same timeout) never loses it,
-    and a dead holder's lock vanishes by itself shortly after the waiters gave up.
+    The lock is a lease: ``SET NX PX lock_lease`` with a random owner, extended every
+    ``lock_lease / 3`` by the holder (a compare-and-expire script), released by a
+    compare-and-delete script. A live holder keeps it however long its fetch takes (the
+    ``TokenManager`` bounds that by its fetch timeout); a holder killed with SIGKILL
+    stops renewing, so its lock vanishes within ``lock_lease`` and one waiter takes over
+    while the others keep waiting for the token it fetches.
     """
 
     def __init__(
@@ -99,10 +112,16 @@ class RedisStore:
         prefix: str = "tokenfleet",
         lock_poll_initial: float = 0.005,
         lock_poll_max: float = 0.05,
+        lock_lease: float = 2.0,
         op_timeout: float = 3.0,
         cipher: _codec.Cipher | None = None,
     ) -> None:
-        if not prefix or not 0 < lock_poll_initial <= lock_poll_max or op_timeout <= 0:
+        if (
+            not prefix
+            or not 0 < lock_poll_initial <= lock_poll_max
+            or op_timeout <= 0
+            or lock_lease <= 0
+        ):
             raise ConfigurationError(
                 "RedisStore needs a non-empty prefix, 0 < lock_poll_initial <= lock_poll_max "
                 "and op_timeout > 0"
@@ -122,10 +141,12 @@ class RedisStore:
             )
         self.prefix = prefix
         self._poll = (lock_poll_initial, lock_poll_max)
+        self.lock_lease = lock_lease
         self._op_timeout = op_timeout
         self._codec = _codec.Codec(f"RedisStore({self._where})", cipher=cipher)
         self._compare_and_delete = self._client.register_script(_COMPARE_AND_DELETE)
         self._release = self._client.register_script(_RELEASE)
+        self._extend = self._client.register_script(_EXTEND)
         self._closed = asyncio.Event()
 
     # ------------------------------------------------------------------ keys and errors
@@ -196,14 +217,32 @@ class RedisStore:
         """
         lock_key, owner = self._key(key, ":lock"), secrets.token_hex(16)
         acquired = await self._acquire(lock_key, owner, timeout)
+        renewer = asyncio.create_task(self._renew(lock_key, owner)) if acquired else None
         try:
             yield acquired
         finally:
+            if renewer is not None:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
             if acquired:
                 await self._unlock(lock_key, owner)
 
+    async def _renew(self, lock_key: str, owner: str) -> None:
+        """Keep extending our lease while we hold the lock (a Redisson-style watchdog)."""
+        while True:
+            await asyncio.sleep(self.lock_lease / 3)
+            try:
+                call = self._extend(keys=[lock_key], args=[owner, _ms(self.lock_lease)])
+                if not await self._run("lock renew", call):
+                    logger.debug("tokenfleet: lost the lock %s before renewing it", lock_key)
+                    return
+            except StoreError as exc:
+                logger.debug("tokenfleet: %s (the lock expires by itself)", exc)
+                return
+
     async def _acquire(self, lock_key: str, owner: str, timeout: float) -> bool:
-        ttl_ms = _ms(max(timeout, 0.0) + _LOCK_TTL_MARGIN)
+        ttl_ms = _ms(self.lock_lease)
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = self._poll[0]
         try:
