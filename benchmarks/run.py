@@ -59,6 +59,8 @@ def main() -> None:
         for size in sizes:
             runs.setdefault(f"herd{size}", []).append(measure("herd", size))
         runs.setdefault("refresh", []).append(measure("refresh"))
+        runs.setdefault("redis", []).append(measure("redis"))
+        runs.setdefault("fleet", []).append(measure("fleet"))
 
     rows = []
     warm = runs["warm"]
@@ -107,6 +109,47 @@ def main() -> None:
             verdict(sum(r["expired"] for r in refresh) == 0),
         )
     )
+
+    redis = runs["redis"]
+    near = [r["near_ns"] / r["memory_ns"] for r in redis]
+    direct = [r["direct_ns"] / r["bare_get_ns"] for r in redis]
+    rows.append(
+        (
+            "RedisStore `get_token()`, near cache",
+            spread([r["near_ns"] for r in redis]) + " ns",
+            "≤ 3× MemoryStore",
+            f"{median(near):.2f}× {verdict(median(near) <= 3)}",
+        )
+    )
+    rows.append(
+        (
+            "RedisStore `get_token()`, no near cache",
+            spread([r["direct_ns"] / 1000 for r in redis], "{:.1f}") + " µs",
+            "≤ 1.5× bare GET",
+            f"{median(direct):.2f}× {verdict(median(direct) <= 1.5)}",
+        )
+    )
+    rows.append(
+        (
+            "bare redis-py `GET` of the same key",
+            spread([r["bare_get_ns"] / 1000 for r in redis], "{:.1f}") + " µs",
+            "",
+            "",
+        )
+    )
+    fleet = runs["fleet"]
+    shape = f"{fleet[0]['processes']} processes × {fleet[0]['coroutines']} coroutines"
+    for store in ("file", "redis"):
+        requests = [r[f"{store}_requests"] for r in fleet]
+        errors = sum(r[f"{store}_errors"] for r in fleet)
+        rows.append(
+            (
+                f"fleet, cold, {store.capitalize()}Store: {shape} → token requests",
+                f"{spread(requests)} (errors {errors})",
+                "1",
+                verdict(max(requests) == 1 and errors == 0),
+            )
+        )
 
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("aiohttp", "msgspec", "redis"))
     print(

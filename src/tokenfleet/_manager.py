@@ -53,7 +53,8 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger("tokenfleet")
 
 Scopes = tuple[str, ...] | None
-_MAX_KEYS = 4096  # bound on the per-scope-set tables; beyond it, the oldest entries go
+_MAX_KEYS = 4096
+_STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings  # bound on the per-scope-set tables; beyond it, the oldest entries go
 
 
 class _Entry:
@@ -166,6 +167,7 @@ class TokenManager:
         self._closed = False
         self._fleet: FleetStore | None = self.store if isinstance(self.store, FleetStore) else None
         self._listener: asyncio.Task[None] | None = None
+        self._store_warned_at = float("-inf")
         self._default_key = self._key_for(None)[0]
 
     # ------------------------------------------------------------------ the hot path
@@ -425,7 +427,17 @@ class TokenManager:
         self.stats.store_errors += 1
         if not self.fail_open:
             raise exc
-        logger.debug("tokenfleet: store error (fail-open): %s", exc)
+        now = time.monotonic()
+        if now - self._store_warned_at >= _STORE_WARNING_PERIOD:
+            self._store_warned_at = now
+            logger.warning(
+                "tokenfleet: token store failing, fetching without it (fail_open): %s "
+                "(next warning in %.0f s at the earliest)",
+                exc,
+                _STORE_WARNING_PERIOD,
+            )
+        else:
+            logger.debug("tokenfleet: store error (fail-open): %s", exc)
 
     # ------------------------------------------------------------------ bookkeeping
 

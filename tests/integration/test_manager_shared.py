@@ -1,0 +1,139 @@
+"""TokenManager on shared stores: fleet-wide cooldown, fail-open and fail-closed.
+
+Two managers on one shared store stand for two processes here (each has its own near
+cache and flights; all they share is the store). The multi-process fleet tests are in
+test_fleet.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tokenfleet import (
+    ClientCredentials,
+    FileStore,
+    FleetCooldown,
+    InvalidClient,
+    RateLimited,
+    RedisStore,
+    Retry,
+    StoreError,
+    TokenManager,
+)
+from tokenfleet.stores import TokenStore
+from tokenfleet.testing import DevAuthServer, Fault
+
+
+@pytest.fixture
+async def idp() -> AsyncIterator[DevAuthServer]:
+    async with DevAuthServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "file":
+        return lambda: FileStore(tmp_path / "tokens")
+    url = request.getfixturevalue("redis_url")
+    return lambda: RedisStore(url)
+
+
+def manager_for(idp: DevAuthServer, store: TokenStore, **kw: Any) -> TokenManager:
+    client = ClientCredentials(
+        idp.token_url,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        retry=Retry(attempts=1),
+    )
+    return TokenManager(client, store=store, **kw)
+
+
+def dead_redis_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"  # nothing listens there any more
+
+
+@pytest.mark.parametrize(
+    ("fault", "first_error"),
+    [
+        (Fault(status=429, retry_after=2), RateLimited),
+        (Fault(status=401, body='{"error": "invalid_client"}'), InvalidClient),
+        (Fault(status=503), Exception),
+    ],
+)
+async def test_one_process_failure_makes_the_fleet_back_off(
+    idp: DevAuthServer, store_factory: Any, fault: Fault, first_error: type[Exception]
+) -> None:
+    idp.inject_fault(fault)
+    async with (
+        manager_for(idp, store_factory(), min_backoff=1.5, max_backoff=2) as a,
+        manager_for(idp, store_factory(), min_backoff=1.5, max_backoff=2) as b,
+    ):
+        with pytest.raises(first_error):
+            await a.get_token()
+        assert idp.token_requests() == 1
+        results = await asyncio.gather(
+            *(b.get_token() for _ in range(100)), return_exceptions=True
+        )
+        assert all(isinstance(r, FleetCooldown) for r in results), results[0]
+        cooldown = results[0]
+        assert isinstance(cooldown, FleetCooldown)
+        assert cooldown.until > 0
+        assert "HTTP" in cooldown.reason
+        assert idp.token_requests() == 1  # the second process did not ask at all
+        idp.clear_faults()
+        await asyncio.sleep(2.1)  # the cooldown (1.2-2 s) is over: back to normal
+        token = await b.get_token()
+        assert token.access_token
+        assert idp.token_requests() == 2
+
+
+async def test_cooldown_keeps_serving_a_usable_token(
+    idp: DevAuthServer, store_factory: Any
+) -> None:
+    idp.token_lifetime = 2.0
+    async with (
+        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, jitter=0) as a,
+        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, jitter=0) as b,
+    ):
+        token = await a.get_token()
+        assert await b.get_token() is not None
+        idp.inject_fault(Fault(status=429, retry_after=5))
+        await asyncio.sleep(1.65)  # past the refresh point (80 % of 2 s), still usable
+        assert (await a.get_token()).access_token == token.access_token  # refresh fails
+        await asyncio.sleep(0.1)
+        assert (await b.get_token()).access_token == token.access_token  # cooldown seen
+        await asyncio.sleep(0.1)
+        assert idp.token_requests() == 2  # a's initial fetch and a's one refresh attempt
+        assert b.stats.fetch_errors == 1  # b's flight ended with FleetCooldown, no request
+
+
+async def test_redis_unreachable_fails_open_and_warns_once(
+    idp: DevAuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with manager_for(idp, RedisStore(dead_redis_url()), lock_timeout=1) as manager:
+        with caplog.at_level(logging.WARNING, logger="tokenfleet"):
+            tokens = await asyncio.gather(*(manager.get_token() for _ in range(200)))
+            for scopes in (["a"], ["b"], ["c"]):
+                await manager.get_token(scopes)
+        assert len({t.access_token for t in tokens}) == 1  # in-process single flight holds
+        assert idp.token_requests() == 4
+        assert manager.stats.store_errors >= 4
+        warnings = [r for r in caplog.records if "store failing" in r.getMessage()]
+        assert len(warnings) == 1
+
+
+async def test_redis_unreachable_fail_closed_raises_store_error(idp: DevAuthServer) -> None:
+    async with manager_for(idp, RedisStore(dead_redis_url()), fail_open=False) as manager:
+        with pytest.raises(StoreError, match="(?i)redis"):
+            await manager.get_token()
+    assert idp.token_requests() == 0
