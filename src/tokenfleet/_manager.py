@@ -53,8 +53,8 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger("tokenfleet")
 
 Scopes = tuple[str, ...] | None
-_MAX_KEYS = 4096
-_STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings  # bound on the per-scope-set tables; beyond it, the oldest entries go
+_MAX_KEYS = 4096  # bound on the per-scope-set tables; beyond it, the oldest entries go
+_STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
 
 
 class _Entry:

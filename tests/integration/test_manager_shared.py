@@ -134,6 +134,6 @@ async def test_redis_unreachable_fails_open_and_warns_once(
 
 async def test_redis_unreachable_fail_closed_raises_store_error(idp: DevAuthServer) -> None:
     async with manager_for(idp, RedisStore(dead_redis_url()), fail_open=False) as manager:
-        with pytest.raises(StoreError, match="(?i)redis"):
+        with pytest.raises(StoreError, match=r"(?i)redis"):
             await manager.get_token()
     assert idp.token_requests() == 0
