@@ -78,7 +78,8 @@ class _SecretBasic:
 
     def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
         headers["Authorization"] = self._header
-        return (self._secret.reveal_str(), self._header)
+        secret = self._secret.reveal_str()
+        return (secret, quote_plus(secret, safe=""), self._header, self._header[6:])
 
 
 class _SecretPost:
@@ -92,7 +93,7 @@ class _SecretPost:
     def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
         secret = self._secret.reveal_str()
         form += [("client_id", self._client_id), ("client_secret", secret)]
-        return (secret,)
+        return (secret, quote_plus(secret, safe=""))
 
 
 class _JwtAssertion:

@@ -202,6 +202,8 @@ class ClientCredentials:
             ) from None
 
     async def _fetch_with_retry(self, scopes: tuple[str, ...]) -> Token:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         attempt = 0
         while True:
             attempt += 1
@@ -210,7 +212,8 @@ class ClientCredentials:
             except (TransportError, ServerError, RateLimited) as exc:
                 retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
                 delay = self.retry.delay(attempt, retry_after)
-                if delay is None:
+                # A wait that would outlast the total timeout only hides the real error.
+                if delay is None or (retry_after is not None and delay >= deadline - loop.time()):
                     raise
                 logger.debug(
                     "token request to %s failed (%s); retry %d/%d in %.2f s",

@@ -23,14 +23,13 @@ of a fleet keep NTP time within a few seconds, well inside the leeway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from . import _core
 from ._exceptions import (
@@ -76,7 +75,14 @@ class _Failure:
     def __init__(self, count: int, retry_at: float, error: BaseException) -> None:
         self.count = count
         self.retry_at = retry_at
-        self.error = error
+        self.error = error.with_traceback(None)  # keep the error, not the frames
+
+
+def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    """``table[key] = value``, dropping the oldest entry when ``_MAX_KEYS`` is reached."""
+    if len(table) >= _MAX_KEYS and key not in table:
+        del table[next(iter(table))]
+    table[key] = value
 
 
 class TokenManager:
@@ -163,6 +169,7 @@ class TokenManager:
         self._keys: dict[object, tuple[str, tuple[str, ...] | None]] = {}
         self._flights: SingleFlight[Token] = SingleFlight()
         self._failures: dict[str, _Failure] = {}
+        self._pending_backoff: dict[str, float] = {}
         self._invalidated: dict[str, str] = {}
         self._closed = False
         self._fleet: FleetStore | None = self.store if isinstance(self.store, FleetStore) else None
@@ -252,7 +259,13 @@ class TokenManager:
                     raise failure.error.with_traceback(None)
                 task = self._start_flight(key, scopes, stale)
             self.stats.waits += 1
-            token = await asyncio.shield(task)
+            try:
+                token = await asyncio.shield(task)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if task.cancelled() and self._closed and current and not current.cancelling():
+                    raise ConfigurationError("this TokenManager was closed") from None
+                raise
             if self._good_for(key, token, min_ttl):
                 return token
             usable_span = self._schedule(token, 0.0)[0] - token.issued_at
@@ -285,6 +298,8 @@ class TokenManager:
                 token = await self._read_store(key, stale)
                 if token is None:
                     token = await self._locked_fetch(key, scopes, stale)
+        except FetchTimeout:
+            raise
         except TimeoutError:
             raise FetchTimeout(
                 f"no token within {deadline:g} s (lock_timeout + fetch_timeout)"
@@ -355,6 +370,8 @@ class TokenManager:
         try:
             async with asyncio.timeout(self.fetch_timeout):
                 token = await self.source.token(scopes)
+        except FetchTimeout:
+            raise
         except TimeoutError:
             raise FetchTimeout(f"no token within fetch_timeout={self.fetch_timeout:g} s") from None
         except (RateLimited, ServerError, InvalidClient) as exc:
@@ -381,6 +398,7 @@ class TokenManager:
         if self._fleet is None:
             return
         delay = self._backoff(key, error)
+        self._pending_backoff[key] = delay  # _flight_done uses the same delay
         status: object = getattr(error, "status", None)
         reason = f"{type(error).__name__} (HTTP {status})" if status else type(error).__name__
         try:
@@ -409,9 +427,14 @@ class TokenManager:
             return
         self.stats.fetch_errors += 1
         previous = self._failures.get(key)
-        count = previous.count + 1 if previous else 1
-        delay = self._backoff(key, error)
-        self._failures[key] = _Failure(count, self._clock() + delay, error)
+        delay = self._pending_backoff.pop(key, None) or self._backoff(key, error)
+        # Another process's cooldown is not one more failure of ours: no extra doubling.
+        count = (
+            (previous.count if previous else 1)
+            if isinstance(error, FleetCooldown)
+            else (previous.count + 1 if previous else 1)
+        )
+        _bounded_put(self._failures, key, _Failure(count, self._clock() + delay, error))
         entry = self._near.get(key)
         usable = entry is not None and self._clock() < entry.usable_until
         logger.warning(
@@ -488,18 +511,25 @@ class TokenManager:
     ) -> None:
         """Drop a token, e.g. after a resource server answered 401.
 
-        With ``token``, only that token is dropped: if a newer one is already cached it
-        stays (compare-and-delete), so a burst of 401s for one old token causes one
-        refetch. Without it, the entry for ``scopes`` is dropped whatever it holds.
+        With ``token``, only that token is dropped, under whatever scopes it was handed
+        out: if a newer one is already cached it stays (compare-and-delete), so a burst of
+        401s for one old token causes one refetch. Without it, this process's token for
+        ``scopes`` is dropped, and the store's copy if it is the same one. Shared stores
+        tell the other processes to drop it too.
         """
-        key = self._default_key if scopes is None else self._key_for(scopes)[0]
+        if scopes is not None:
+            key = self._key_for(scopes)[0]
+        elif token is not None:
+            key = self._key_of(token)
+        else:
+            key = self._default_key
         entry = self._near.get(key)
         if token is None or (entry is not None and entry.token.access_token == token.access_token):
             self._near.pop(key, None)
+        if token is None and entry is not None:
+            token = entry.token  # compare-and-delete what we hold, and name it to the fleet
         if token is not None:
-            if len(self._invalidated) >= _MAX_KEYS:
-                del self._invalidated[next(iter(self._invalidated))]
-            self._invalidated[key] = token.access_token
+            _bounded_put(self._invalidated, key, token.access_token)
         try:
             await self.store.delete(key, token)
         except StoreError as exc:
@@ -507,11 +537,24 @@ class TokenManager:
 
     async def _listen(self, store: FleetStore) -> None:
         """Drop tokens other processes invalidated from the near cache (pub/sub or polling)."""
-        async for key, fingerprint in store.invalidations():
-            entry = self._near.get(key)
-            if entry is not None and fingerprint in ("*", entry.token.fingerprint):
-                del self._near[key]
-                self._invalidated[key] = entry.token.access_token
+        while not self._closed:
+            try:
+                async for key, fingerprint in store.invalidations():
+                    entry = self._near.get(key)
+                    if entry is not None and fingerprint in ("*", entry.token.fingerprint):
+                        del self._near[key]
+                        _bounded_put(self._invalidated, key, entry.token.access_token)
+                return
+            except Exception as exc:  # noqa: BLE001 - a listener must outlive bad messages
+                logger.warning("tokenfleet: invalidation listener failed (%r); restarting", exc)
+                await asyncio.sleep(1.0)
+
+    def _key_of(self, token: Token) -> str:
+        """The cache key a token was handed out under (the default key if unknown)."""
+        for key, entry in self._near.items():
+            if entry.token.access_token == token.access_token:
+                return key
+        return self._default_key
 
     async def aclose(self) -> None:
         """Cancel background refreshes, then close the source and store (if owned)."""
@@ -522,8 +565,7 @@ class TokenManager:
         await self._flights.cancel_all()
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await asyncio.gather(self._listener, return_exceptions=True)
         if self._close_store:
             await self.store.aclose()
         aclose = getattr(self.source, "aclose", None)

@@ -465,3 +465,12 @@ def test_any_server_answer_gives_token_or_typed_error(
             assert token.access_token
 
     asyncio.run(fetch())
+
+
+async def test_retry_after_beyond_the_total_timeout_fails_fast(idp: DevAuthServer) -> None:
+    idp.inject_fault(Fault(status=429, retry_after=20))
+    async with client_for(idp, timeout=2) as client:
+        started = time.monotonic()
+        with pytest.raises(RateLimited):  # the real error, not a FetchTimeout 2 s later
+            await client.fetch_token()
+    assert time.monotonic() - started < 1

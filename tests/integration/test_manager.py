@@ -350,3 +350,33 @@ def test_bad_settings_are_typed_errors() -> None:
             TokenManager(client, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="token"):
         TokenManager(object())  # type: ignore[arg-type]
+
+
+async def test_invalidate_finds_the_scope_set_of_the_token(idp: DevAuthServer) -> None:
+    async with TokenManager(client_for(idp)) as manager:
+        write = await manager.get_token(["orders:write"])
+        await manager.invalidate(write)  # no scopes given: the token knows its entry
+        again = await manager.get_token(["orders:write"])
+        assert again.access_token != write.access_token
+
+
+async def test_waiters_of_a_closing_manager_get_a_typed_error(idp: DevAuthServer) -> None:
+    idp.latency = 2
+    manager = TokenManager(client_for(idp))
+    waiters = [asyncio.create_task(manager.get_token()) for _ in range(10)]
+    await asyncio.sleep(0.1)
+    await manager.aclose()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, ConfigurationError) for r in results), results
+    assert not any(w.cancelled() for w in waiters)
+
+
+async def test_failure_table_stays_bounded(idp: DevAuthServer) -> None:
+    from tokenfleet import _manager
+
+    idp.inject_fault(Fault(status=400, body='{"error": "invalid_scope"}'))
+    async with TokenManager(client_for(idp)) as manager:
+        for i in range(_manager._MAX_KEYS + 50):
+            with pytest.raises(TokenFleetError):
+                await manager.get_token([f"s{i}"])
+        assert len(manager._failures) <= _manager._MAX_KEYS

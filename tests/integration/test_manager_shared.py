@@ -137,3 +137,14 @@ async def test_redis_unreachable_fail_closed_raises_store_error(idp: DevAuthServ
         with pytest.raises(StoreError, match=r"(?i)redis"):
             await manager.get_token()
     assert idp.token_requests() == 0
+
+
+@pytest.mark.redis
+async def test_redis_client_decoding_responses_is_refused(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from tokenfleet import ConfigurationError
+
+    async with aioredis.Redis.from_url(redis_url, decode_responses=True) as client:
+        with pytest.raises(ConfigurationError, match="decode_responses"):
+            RedisStore(client)

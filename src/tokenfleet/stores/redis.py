@@ -139,6 +139,11 @@ class RedisStore:
                 "RedisStore expects a redis URL or a redis.asyncio.Redis/RedisCluster client, "
                 f"got {type(redis).__name__}"
             )
+        if _decodes_responses(self._client):
+            raise ConfigurationError(
+                "RedisStore stores binary values: give it a client made without "
+                "decode_responses=True (or a URL, and it makes its own)"
+            )
         self.prefix = prefix
         self._poll = (lock_poll_initial, lock_poll_max)
         self.lock_lease = lock_lease
@@ -164,7 +169,7 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._op_timeout):
                 return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, ValueError) as exc:
             detail = str(exc).replace(self._password, "***") if self._password else str(exc)
             raise StoreError(
                 f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
@@ -233,13 +238,14 @@ class RedisStore:
         while True:
             await asyncio.sleep(self.lock_lease / 3)
             try:
-                call = self._extend(keys=[lock_key], args=[owner, _ms(self.lock_lease)])
-                if not await self._run("lock renew", call):
-                    logger.debug("tokenfleet: lost the lock %s before renewing it", lock_key)
-                    return
-            except StoreError as exc:
-                logger.debug("tokenfleet: %s (the lock expires by itself)", exc)
-                return
+                async with asyncio.timeout(self.lock_lease / 3):
+                    call = self._extend(keys=[lock_key], args=[owner, _ms(self.lock_lease)])
+                    if not await self._run("lock renew", call):
+                        logger.debug("tokenfleet: lost the lock %s before renewing it", lock_key)
+                        return
+            except (StoreError, TimeoutError) as exc:
+                # Keep trying: one slow or failed renewal must not let a live lease lapse.
+                logger.debug("tokenfleet: lock renewal failed (%s); retrying", exc)
 
     async def _acquire(self, lock_key: str, owner: str, timeout: float) -> bool:
         ttl_ms = _ms(self.lock_lease)
@@ -329,6 +335,12 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, prefix={self.prefix!r})"
+
+
+def _decodes_responses(client: AnyRedis) -> bool:
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None) or getattr(client, "connection_kwargs", {})
+    return bool(kwargs.get("decode_responses"))
 
 
 def _client_from_url(url: str, where: str) -> aioredis.Redis:
