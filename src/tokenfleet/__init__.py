@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ._client import ClientCredentials as ClientCredentials
 from ._client import Retry as Retry
+from ._events import Event as Event
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import FetchTimeout as FetchTimeout
 from ._exceptions import FleetCooldown as FleetCooldown
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ClientCredentials",
     "ConfigurationError",
+    "Event",
     "FetchTimeout",
     "FileStore",
     "FleetCooldown",

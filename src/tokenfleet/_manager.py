@@ -23,24 +23,27 @@ of a fleet keep NTP time within a few seconds, well inside the leeway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from . import _core
+from . import _core, _otel
+from ._backoff import MAX_KEYS, Backoff, bounded_put
+from ._events import Event, EventKind, Events, Subscriber
 from ._exceptions import (
     ConfigurationError,
     FetchTimeout,
-    FleetCooldown,
     InvalidClient,
     RateLimited,
     ServerError,
     StoreError,
 )
+from ._fleet import FleetSignals
 from ._models import Token
 from ._singleflight import SingleFlight
 from ._source import KeyedTokenSource, TokenSource
@@ -52,7 +55,6 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger("tokenfleet")
 
 Scopes = tuple[str, ...] | None
-_MAX_KEYS = 4096  # bound on the per-scope-set tables; beyond it, the oldest entries go
 _STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
 
 
@@ -65,24 +67,6 @@ class _Entry:
         self.token = token
         self.usable_until = usable_until
         self.refresh_at = refresh_at
-
-
-class _Failure:
-    """The backoff state of a key whose last fetch failed."""
-
-    __slots__ = ("count", "error", "retry_at")
-
-    def __init__(self, count: int, retry_at: float, error: BaseException) -> None:
-        self.count = count
-        self.retry_at = retry_at
-        self.error = error.with_traceback(None)  # keep the error, not the frames
-
-
-def _bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
-    """``table[key] = value``, dropping the oldest entry when ``_MAX_KEYS`` is reached."""
-    if len(table) >= _MAX_KEYS and key not in table:
-        del table[next(iter(table))]
-    table[key] = value
 
 
 class TokenManager:
@@ -114,6 +98,8 @@ class TokenManager:
         close_source: whether ``aclose()`` closes the source (default yes: the manager
             owns what it is given).
         close_store: whether ``aclose()`` closes the store (default yes).
+        telemetry: OpenTelemetry metrics and spans; ``None`` (default) turns them on when
+            ``opentelemetry-api`` is installed (``pip install tokenfleet[otel]``).
         clock: Unix-time clock, injectable for tests.
     """
 
@@ -134,6 +120,7 @@ class TokenManager:
         namespace: str | None = None,
         close_source: bool = True,
         close_store: bool = True,
+        telemetry: bool | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(source, TokenSource):
@@ -159,8 +146,7 @@ class TokenManager:
         self.lock_timeout = float(lock_timeout or self.fetch_timeout)
         self.fail_open = fail_open
         self.near_cache = near_cache
-        self._min_backoff = min_backoff
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(min_backoff, max_backoff, clock)
         self._namespace = namespace
         self._close_source = close_source
         self._close_store = close_store
@@ -168,14 +154,22 @@ class TokenManager:
         self._near: dict[str, _Entry] = {}
         self._keys: dict[object, tuple[str, tuple[str, ...] | None]] = {}
         self._flights: SingleFlight[Token] = SingleFlight()
-        self._failures: dict[str, _Failure] = {}
-        self._pending_backoff: dict[str, float] = {}
         self._invalidated: dict[str, str] = {}
         self._closed = False
-        self._fleet: FleetStore | None = self.store if isinstance(self.store, FleetStore) else None
+        self._fleet = (
+            FleetSignals(self.store, clock, self._store_failed)
+            if isinstance(self.store, FleetStore)
+            else None
+        )
+        self.events = Events()
         self._listener: asyncio.Task[None] | None = None
         self._store_warned_at = float("-inf")
+        client_id = getattr(source, "client_id", None)
+        self.client_id: str | None = client_id if isinstance(client_id, str) else None
         self._default_key = self._key_for(None)[0]
+        if telemetry is None:
+            telemetry = _otel.available()
+        self._telemetry = _otel.Telemetry(self) if telemetry else None
 
     # ------------------------------------------------------------------ the hot path
 
@@ -204,6 +198,19 @@ class TokenManager:
         """The ``TokenSource`` method: same as :meth:`get_token`."""
         return await self.get_token(scopes)
 
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(event)`` for each :class:`~tokenfleet.Event` (token fetched,
+        fetch failed, stale token served, cooldown entered, store unreachable).
+
+        Callbacks run on the event loop, never on the hot path; one that raises is
+        logged and ignored. Returns a function that unsubscribes.
+        """
+        return self.events.subscribe(callback)
+
+    def _emit(self, kind: EventKind, key: str, **fields: object) -> None:
+        if self.events:
+            self.events.emit(Event(kind=kind, key=key, client_id=self.client_id, **fields))  # type: ignore[arg-type]
+
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """The key under which the token for ``scopes`` is cached and single-flighted."""
         return self._key_for(scopes)[0]
@@ -216,8 +223,9 @@ class TokenManager:
         if self._closed:
             raise ConfigurationError("this TokenManager is closed")
         if self._fleet is not None and self._listener is None:
+            listen = self._fleet.listen(self._drop_invalidated, lambda: self._closed)
             self._listener = asyncio.get_running_loop().create_task(
-                self._listen(self._fleet), name="tokenfleet:invalidations"
+                listen, name="tokenfleet:invalidations"
             )
         if min_ttl < 0:
             raise ConfigurationError("min_ttl must be >= 0 seconds")
@@ -240,9 +248,12 @@ class TokenManager:
         return _Entry(token, *self._schedule(token, 0.0))
 
     def _refresh_ahead(self, key: str, scopes: Scopes, current: Token, now: float) -> None:
-        failure = self._failures.get(key)
+        failure = self._backoff.get(key)
         if failure is not None:
             self.stats.stale_served += 1
+            if not failure.stale_reported:
+                failure.stale_reported = True  # one event per failed attempt, not per call
+                self._emit("stale_served", key, fingerprint=current.fingerprint)
         if key in self._flights or (failure is not None and now < failure.retry_at):
             return
         self.stats.refreshes_ahead += 1
@@ -254,9 +265,9 @@ class TokenManager:
         for _ in range(3):
             task = self._flights.get(key)
             if task is None:
-                failure = self._failures.get(key)
-                if failure is not None and self._clock() < failure.retry_at:
-                    raise failure.error.with_traceback(None)
+                error = self._backoff.waiting(key)
+                if error is not None:
+                    raise error.with_traceback(None)
                 task = self._start_flight(key, scopes, stale)
             self.stats.waits += 1
             try:
@@ -326,7 +337,8 @@ class TokenManager:
                 token = await self._read_store(key, stale)
                 if token is not None:
                     return token
-            await self._check_cooldown(key)
+            if self._fleet is not None:
+                await self._fleet.check_cooldown(key)
             return await self._fetch(key, scopes)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
 
@@ -346,44 +358,39 @@ class TokenManager:
         usable_until, _ = self._schedule(token, 0.0)
         return token if self._clock() < usable_until else None
 
-    async def _check_cooldown(self, key: str) -> None:
-        """Raise ``FleetCooldown`` while another process's cooldown for ``key`` lasts."""
-        if self._fleet is None:
-            return
-        try:
-            cooldown = await self._fleet.get_cooldown(key)
-        except StoreError as exc:
-            self._store_failed(exc)
-            return
-        if cooldown is not None and cooldown[0] > self._clock():
-            until, reason = cooldown
-            raise FleetCooldown(
-                f"the fleet is backing off this token endpoint for {until - self._clock():.1f} s "
-                f"more (another process saw {reason})",
-                until=until,
-                reason=reason,
-            )
-
     async def _fetch(self, key: str, scopes: Scopes) -> Token:
         self.stats.fetches += 1
         started = time.monotonic()
+        span = self._telemetry.span(key) if self._telemetry else contextlib.nullcontext()
         try:
-            async with asyncio.timeout(self.fetch_timeout):
-                token = await self.source.token(scopes)
+            with span:
+                async with asyncio.timeout(self.fetch_timeout):
+                    token = await self.source.token(scopes)
         except FetchTimeout:
             raise
         except TimeoutError:
             raise FetchTimeout(f"no token within fetch_timeout={self.fetch_timeout:g} s") from None
         except (RateLimited, ServerError, InvalidClient) as exc:
-            await self._record_cooldown(key, exc)
+            if self._fleet is not None:
+                delay = self._backoff.delay(key, exc)  # the same delay here and for the fleet
+                await self._fleet.record_cooldown(key, delay, exc)
+                self._emit("cooldown_entered", key, error=_describe(exc), retry_in=delay)
             raise
+        latency = time.monotonic() - started
         logger.info(
             "tokenfleet: fetched token %s for %s (scopes %s, lifetime %.0f s, %.0f ms)",
             token.fingerprint,
-            getattr(self.source, "client_id", key),
+            self.client_id or key,
             " ".join(token.scopes) or "-",
             token.lifetime,
-            (time.monotonic() - started) * 1000,
+            latency * 1000,
+        )
+        self._emit(
+            "token_fetched",
+            key,
+            fingerprint=token.fingerprint,
+            lifetime=token.lifetime,
+            latency=latency,
         )
         ttl = token.expires_at - self._clock()
         if ttl > 0:
@@ -393,48 +400,16 @@ class TokenManager:
                 self._store_failed(exc)
         return token
 
-    async def _record_cooldown(self, key: str, error: BaseException) -> None:
-        """Tell the fleet to back off too (429, 5xx after retries, refused credentials)."""
-        if self._fleet is None:
-            return
-        delay = self._backoff(key, error)
-        self._pending_backoff[key] = delay  # _flight_done uses the same delay
-        status: object = getattr(error, "status", None)
-        reason = f"{type(error).__name__} (HTTP {status})" if status else type(error).__name__
-        try:
-            await self._fleet.set_cooldown(key, self._clock() + delay, reason)
-        except StoreError as exc:
-            self._store_failed(exc)
-
-    def _backoff(self, key: str, error: BaseException) -> float:
-        """Seconds to wait before the next fetch for ``key`` after ``error``."""
-        previous = self._failures.get(key)
-        count = previous.count + 1 if previous else 1
-        if isinstance(error, FleetCooldown):
-            return max(error.until - self._clock(), self._min_backoff)
-        delay = min(self._max_backoff, self._min_backoff * 2.0 ** (count - 1))
-        delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spread a fleet's retries
-        if isinstance(error, RateLimited) and error.retry_after:
-            delay = max(delay, min(error.retry_after, self._max_backoff))
-        return delay
-
     def _flight_done(self, key: str, task: asyncio.Task[Token]) -> None:
         if task.cancelled():
             return
         error = task.exception()
         if error is None:
-            self._failures.pop(key, None)
+            self._backoff.succeeded(key)
             return
         self.stats.fetch_errors += 1
-        previous = self._failures.get(key)
-        delay = self._pending_backoff.pop(key, None) or self._backoff(key, error)
-        # Another process's cooldown is not one more failure of ours: no extra doubling.
-        count = (
-            (previous.count if previous else 1)
-            if isinstance(error, FleetCooldown)
-            else (previous.count + 1 if previous else 1)
-        )
-        _bounded_put(self._failures, key, _Failure(count, self._clock() + delay, error))
+        delay = self._backoff.failed(key, error)
+        self._emit("fetch_failed", key, error=_describe(error), retry_in=delay)
         entry = self._near.get(key)
         usable = entry is not None and self._clock() < entry.usable_until
         logger.warning(
@@ -453,6 +428,7 @@ class TokenManager:
         now = time.monotonic()
         if now - self._store_warned_at >= _STORE_WARNING_PERIOD:
             self._store_warned_at = now
+            self._emit("store_unreachable", "", error=_describe(exc))
             logger.warning(
                 "tokenfleet: token store failing, fetching without it (fail_open): %s "
                 "(next warning in %.0f s at the earliest)",
@@ -474,7 +450,7 @@ class TokenManager:
         usable_until, refresh_at = self._schedule(token, jitter)
         if not self.near_cache:
             return
-        if len(self._near) >= _MAX_KEYS and key not in self._near:
+        if len(self._near) >= MAX_KEYS and key not in self._near:
             del self._near[next(iter(self._near))]
         self._near[key] = _Entry(token, usable_until, refresh_at)
 
@@ -499,7 +475,7 @@ class TokenManager:
                 resources=(),
                 extra_params={},
             )
-        if len(self._keys) >= _MAX_KEYS:
+        if len(self._keys) >= MAX_KEYS:
             del self._keys[next(iter(self._keys))]
         self._keys[lookup] = (key, normalized)
         return key, normalized
@@ -529,25 +505,18 @@ class TokenManager:
         if token is None and entry is not None:
             token = entry.token  # compare-and-delete what we hold, and name it to the fleet
         if token is not None:
-            _bounded_put(self._invalidated, key, token.access_token)
+            bounded_put(self._invalidated, key, token.access_token)
         try:
             await self.store.delete(key, token)
         except StoreError as exc:
             self._store_failed(exc)
 
-    async def _listen(self, store: FleetStore) -> None:
-        """Drop tokens other processes invalidated from the near cache (pub/sub or polling)."""
-        while not self._closed:
-            try:
-                async for key, fingerprint in store.invalidations():
-                    entry = self._near.get(key)
-                    if entry is not None and fingerprint in ("*", entry.token.fingerprint):
-                        del self._near[key]
-                        _bounded_put(self._invalidated, key, entry.token.access_token)
-                return
-            except Exception as exc:  # noqa: BLE001 - a listener must outlive bad messages
-                logger.warning("tokenfleet: invalidation listener failed (%r); restarting", exc)
-                await asyncio.sleep(1.0)
+    def _drop_invalidated(self, key: str, fingerprint: str) -> None:
+        """Another process invalidated a token: stop serving it here too."""
+        entry = self._near.get(key)
+        if entry is not None and fingerprint in ("*", entry.token.fingerprint):
+            del self._near[key]
+            bounded_put(self._invalidated, key, entry.token.access_token)
 
     def _key_of(self, token: Token) -> str:
         """The cache key a token was handed out under (the default key if unknown)."""
@@ -585,3 +554,7 @@ class TokenManager:
 
     def __repr__(self) -> str:
         return f"TokenManager(source={self.source!r}, store={self.store!r})"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

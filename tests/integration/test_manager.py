@@ -167,7 +167,9 @@ async def test_refresh_ahead_under_load_no_caller_waits(idp: DevAuthServer) -> N
     cycles = lifetime * lifetimes / (lifetime * 0.775)
     assert abs(idp.token_requests() - cycles) <= 1.5, idp.token_requests()
     assert expired == 0
-    assert slowest < 0.1, f"a caller waited {slowest:.3f} s (server latency 0.2 s)"
+    # A caller that waited for the server would take >= 0.2 s; a hit takes microseconds
+    # (the bound leaves room for a busy 2-core machine stalling the event loop).
+    assert slowest < 0.15, f"a caller waited {slowest:.3f} s (server latency 0.2 s)"
     assert calls > 50_000
     assert manager.stats.refreshes_ahead == idp.token_requests()
 
@@ -372,11 +374,11 @@ async def test_waiters_of_a_closing_manager_get_a_typed_error(idp: DevAuthServer
 
 
 async def test_failure_table_stays_bounded(idp: DevAuthServer) -> None:
-    from tokenfleet import _manager
+    from tokenfleet import _backoff
 
     idp.inject_fault(Fault(status=400, body='{"error": "invalid_scope"}'))
     async with TokenManager(client_for(idp)) as manager:
-        for i in range(_manager._MAX_KEYS + 50):
+        for i in range(_backoff.MAX_KEYS + 50):
             with pytest.raises(TokenFleetError):
                 await manager.get_token([f"s{i}"])
-        assert len(manager._failures) <= _manager._MAX_KEYS
+        assert len(manager._backoff) <= _backoff.MAX_KEYS

@@ -124,7 +124,8 @@ async def test_backoff_doubles_to_cap(clock: Clock) -> None:
         for _ in range(5):
             with pytest.raises(ServerError):
                 await manager.get_token()
-            failure = manager._failures[manager.cache_key()]
+            failure = manager._backoff.get(manager.cache_key())
+            assert failure is not None
             waits.append(failure.retry_at - clock.now)
             clock.now = failure.retry_at
         assert waits[0] <= 1 and waits[1] <= 2 and waits[2] <= 4
@@ -141,7 +142,7 @@ async def test_recovery_clears_backoff(clock: Clock) -> None:
         source.fail = None
         clock.now += 1
         assert (await manager.get_token()).access_token == "t2"
-        assert manager._failures == {}
+        assert manager._backoff.get(manager.cache_key()) is None
 
 
 async def test_short_lived_token_is_usable(clock: Clock) -> None:

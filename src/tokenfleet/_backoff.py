@@ -1,0 +1,92 @@
+"""Per-key backoff after failed fetches: how long until a key may be fetched again.
+
+Doubling from ``min_delay`` to ``max_delay`` with a little jitter (so a fleet spreads
+out), at least the server's ``Retry-After``, and exactly the remaining time of a fleet
+cooldown (which is not one more failure of ours, so it does not double the delay).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from ._exceptions import FleetCooldown, RateLimited
+
+__all__ = ["MAX_KEYS", "Backoff", "Failure", "bounded_put"]
+
+MAX_KEYS = 4096  # bound on every per-key table; beyond it, the oldest entries go
+
+
+def bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
+    """``table[key] = value``, dropping the oldest entry when ``MAX_KEYS`` is reached."""
+    if len(table) >= MAX_KEYS and key not in table:
+        del table[next(iter(table))]
+    table[key] = value
+
+
+class Failure:
+    """The backoff state of a key whose last fetch failed."""
+
+    __slots__ = ("count", "error", "retry_at", "stale_reported")
+
+    def __init__(self, count: int, retry_at: float, error: BaseException) -> None:
+        self.count = count
+        self.retry_at = retry_at
+        self.stale_reported = False
+        self.error = error.with_traceback(None)  # keep the error, not the frames
+
+
+class Backoff:
+    """The failures of every key, and the delay each one waits."""
+
+    def __init__(self, min_delay: float, max_delay: float, clock: Callable[[], float]) -> None:
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self._clock = clock
+        self._failures: dict[str, Failure] = {}
+        self._pending: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._failures)
+
+    def get(self, key: str) -> Failure | None:
+        """The failure state of ``key``, if its last fetch failed."""
+        return self._failures.get(key)
+
+    def waiting(self, key: str) -> BaseException | None:
+        """The last error of ``key`` while its backoff lasts, else ``None``."""
+        failure = self._failures.get(key)
+        if failure is not None and self._clock() < failure.retry_at:
+            return failure.error
+        return None
+
+    def delay(self, key: str, error: BaseException) -> float:
+        """Seconds ``key`` will wait after ``error``; ``failed`` then uses the same value."""
+        if isinstance(error, FleetCooldown):
+            delay = max(error.until - self._clock(), self.min_delay)
+        else:
+            previous = self._failures.get(key)
+            count = previous.count + 1 if previous else 1
+            delay = min(self.max_delay, self.min_delay * 2.0 ** (count - 1))
+            delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spreading, not secrecy
+            if isinstance(error, RateLimited) and error.retry_after:
+                delay = max(delay, min(error.retry_after, self.max_delay))
+        bounded_put(self._pending, key, delay)
+        return delay
+
+    def failed(self, key: str, error: BaseException) -> float:
+        """Record a failed fetch of ``key``; returns the delay until the next attempt."""
+        delay = self._pending.pop(key, None) or self.delay(key, error)
+        self._pending.pop(key, None)
+        previous = self._failures.get(key)
+        count = previous.count if previous else 0
+        if not isinstance(error, FleetCooldown) or previous is None:
+            count += 1
+        bounded_put(self._failures, key, Failure(count, self._clock() + delay, error))
+        return delay
+
+    def succeeded(self, key: str) -> None:
+        """Forget the failures of ``key``."""
+        self._failures.pop(key, None)
+        self._pending.pop(key, None)

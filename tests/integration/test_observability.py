@@ -1,0 +1,134 @@
+"""Events, logs and OpenTelemetry metrics of a TokenManager, against the dev server."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from tokenfleet import ClientCredentials, Event, FileStore, Retry, TokenManager
+from tokenfleet.testing import DevAuthServer, Fault
+
+
+@pytest.fixture
+async def idp() -> AsyncIterator[DevAuthServer]:
+    async with DevAuthServer() as server:
+        yield server
+
+
+def client_for(idp: DevAuthServer) -> ClientCredentials:
+    return ClientCredentials(
+        idp.token_url,
+        client_id=idp.client_id,
+        client_secret=idp.client_secret,
+        retry=Retry(attempts=1),
+    )
+
+
+async def test_events_for_fetch_failure_stale_and_cooldown(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    idp.token_lifetime = 4.0
+    events: list[Event] = []
+    manager = TokenManager(
+        client_for(idp),
+        store=FileStore(tmp_path / "t"),
+        min_backoff=5,
+        jitter=0,
+        telemetry=False,
+    )
+    unsubscribe = manager.subscribe(events.append)
+    manager.subscribe(lambda event: 1 / 0)  # a broken hook must not break anything
+    async with manager:
+        token = await manager.get_token()
+        idp.inject_fault(Fault(status=503))
+        await asyncio.sleep(3.3)  # past the refresh point (3.2 s), usable until 3.6 s
+        for _ in range(50):
+            assert await manager.get_token() is token
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.1)
+        for _ in range(50):
+            assert await manager.get_token() is token
+    unsubscribe()
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "token_fetched"
+    assert "cooldown_entered" in kinds
+    assert kinds.count("fetch_failed") == 1
+    assert kinds.count("stale_served") == 1  # once per failed attempt, not per call
+    fetched = events[0]
+    assert fetched.fingerprint == token.fingerprint
+    assert fetched.client_id == idp.client_id
+    assert fetched.latency is not None and fetched.latency > 0
+    failed = next(e for e in events if e.kind == "fetch_failed")
+    assert failed.error is not None and failed.error.startswith("ServerError")
+    assert failed.retry_in is not None and failed.retry_in >= 4
+    for event in events:
+        assert token.access_token not in repr(event)
+        assert idp.client_secret not in repr(event)
+
+
+async def test_one_info_line_per_fetch(
+    idp: DevAuthServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tokenfleet"):
+        async with TokenManager(client_for(idp), telemetry=False) as manager:
+            token = await manager.get_token()
+            for _ in range(100):
+                await manager.get_token()
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(lines) == 1
+    assert token.fingerprint in lines[0]
+    assert idp.client_id in lines[0]
+    assert "lifetime 3600 s" in lines[0]
+    assert token.access_token not in caplog.text
+
+
+async def test_opentelemetry_metrics(idp: DevAuthServer) -> None:
+    from opentelemetry import metrics
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics.set_meter_provider(provider)
+    try:
+        async with TokenManager(client_for(idp)) as manager:
+            token = await manager.get_token()
+            for _ in range(9):
+                await manager.get_token()
+            data = reader.get_metrics_data()
+        values: dict[str, Any] = {}
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        outcome = point.attributes.get("tokenfleet.outcome")
+                        name = f"{metric.name}:{outcome}" if outcome else metric.name
+                        values[name] = getattr(point, "value", getattr(point, "count", None))
+                        assert token.access_token not in str(point.attributes)
+        assert values["tokenfleet.tokens.fetched"] == 1
+        assert values["tokenfleet.token_endpoint.duration"] == 1  # one histogram sample
+        assert values["tokenfleet.get_token.calls:hits"] == 9
+        assert values["tokenfleet.get_token.calls:fetches"] == 1
+    finally:
+        provider.shutdown()
+
+
+def test_no_opentelemetry_no_cost() -> None:
+    """Without opentelemetry installed tokenfleet imports and runs, and never loads it."""
+    code = (
+        "import sys; sys.modules['opentelemetry'] = None\n"
+        "import asyncio, tokenfleet\n"
+        "from tokenfleet import _otel\n"
+        "assert not _otel.available()\n"
+        "print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
