@@ -8,32 +8,47 @@ from __future__ import annotations
 
 from ._client import ClientCredentials as ClientCredentials
 from ._client import Retry as Retry
+from ._discovery import ServerMetadata as ServerMetadata
 from ._events import Event as Event
 from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import DisallowedAlgorithm as DisallowedAlgorithm
+from ._exceptions import DiscoveryError as DiscoveryError
 from ._exceptions import FetchTimeout as FetchTimeout
 from ._exceptions import FleetCooldown as FleetCooldown
 from ._exceptions import InsufficientScope as InsufficientScope
+from ._exceptions import InvalidAudience as InvalidAudience
 from ._exceptions import InvalidClient as InvalidClient
 from ._exceptions import InvalidGrant as InvalidGrant
+from ._exceptions import InvalidIssuer as InvalidIssuer
 from ._exceptions import InvalidRequest as InvalidRequest
 from ._exceptions import InvalidScope as InvalidScope
+from ._exceptions import InvalidSignature as InvalidSignature
 from ._exceptions import InvalidTarget as InvalidTarget
 from ._exceptions import InvalidTokenResponse as InvalidTokenResponse
+from ._exceptions import IssuerMismatch as IssuerMismatch
+from ._exceptions import MalformedToken as MalformedToken
 from ._exceptions import OAuthError as OAuthError
 from ._exceptions import RateLimited as RateLimited
 from ._exceptions import ServerError as ServerError
 from ._exceptions import StoreError as StoreError
 from ._exceptions import TokenEndpointError as TokenEndpointError
+from ._exceptions import TokenExpired as TokenExpired
 from ._exceptions import TokenFleetError as TokenFleetError
+from ._exceptions import TokenNotYetValid as TokenNotYetValid
+from ._exceptions import TokenVerificationError as TokenVerificationError
 from ._exceptions import TransportError as TransportError
 from ._exceptions import UnauthorizedClient as UnauthorizedClient
+from ._exceptions import UnknownKey as UnknownKey
+from ._exceptions import UnsupportedAuthMethod as UnsupportedAuthMethod
 from ._exceptions import UnsupportedGrantType as UnsupportedGrantType
+from ._jwt import Claims as Claims
 from ._manager import TokenManager as TokenManager
 from ._models import Secret as Secret
 from ._models import Token as Token
 from ._source import KeyedTokenSource as KeyedTokenSource
 from ._source import TokenSource as TokenSource
 from ._stats import Stats as Stats
+from ._verifier import JWTVerifier as JWTVerifier
 from .stores import FileStore as FileStore
 from .stores import FleetStore as FleetStore
 from .stores import MemoryStore as MemoryStore
@@ -44,21 +59,30 @@ from .stores import store_from_url as store_from_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "Claims",
     "ClientCredentials",
     "ConfigurationError",
+    "DisallowedAlgorithm",
+    "DiscoveryError",
     "Event",
     "FetchTimeout",
     "FileStore",
     "FleetCooldown",
     "FleetStore",
     "InsufficientScope",
+    "InvalidAudience",
     "InvalidClient",
     "InvalidGrant",
+    "InvalidIssuer",
     "InvalidRequest",
     "InvalidScope",
+    "InvalidSignature",
     "InvalidTarget",
     "InvalidTokenResponse",
+    "IssuerMismatch",
+    "JWTVerifier",
     "KeyedTokenSource",
+    "MalformedToken",
     "MemoryStore",
     "OAuthError",
     "RateLimited",
@@ -66,16 +90,22 @@ __all__ = [
     "Retry",
     "Secret",
     "ServerError",
+    "ServerMetadata",
     "Stats",
     "StoreError",
     "Token",
     "TokenEndpointError",
+    "TokenExpired",
     "TokenFleetError",
     "TokenManager",
+    "TokenNotYetValid",
     "TokenSource",
     "TokenStore",
+    "TokenVerificationError",
     "TransportError",
     "UnauthorizedClient",
+    "UnknownKey",
+    "UnsupportedAuthMethod",
     "UnsupportedGrantType",
     "__version__",
     "store_from_url",

@@ -19,11 +19,13 @@ from typing import Self
 
 import aiohttp
 
-from . import _core
+from . import _core, _discovery
 from ._auth_methods import AuthMethod, ClientAuth, make_client_auth
+from ._discovery import ServerMetadata
 from ._exceptions import (
     ConfigurationError,
     FetchTimeout,
+    InsufficientScope,
     InvalidTokenResponse,
     RateLimited,
     ServerError,
@@ -79,9 +81,19 @@ class ClientCredentials:
     ``fetch_token()`` makes one request (plus retries) and caches nothing; wrap the client
     in a :class:`~tokenfleet.TokenManager` for caching, single flight and refresh-ahead.
 
+    Give the token endpoint as ``token_url``, or the authorization server's ``issuer``
+    and let discovery find it (RFC 8414, then OpenID Connect Discovery), or both: an
+    explicit ``token_url`` is used as given, with no discovery request on the fetch path,
+    and ``issuer`` then only serves :meth:`metadata` (e.g. for a ``JWTVerifier``).
+
     Args:
         token_url: the token endpoint. Must be https unless the host is loopback or
             ``allow_insecure_http=True``.
+        issuer: the issuer identifier, exactly as the server spells it (the metadata's
+            ``issuer`` must equal it: mix-up protection, RFC 8414 §3.3). With no
+            ``token_url``, the metadata is fetched on the first ``fetch_token`` and
+            cached; its ``token_endpoint`` passes the same https check, and
+            ``auth_method`` must be one the metadata lists.
         client_id: the client identifier.
         client_secret: for the ``client_secret_*`` methods; ``str``, ``bytes`` or ``Secret``.
         auth_method: how the client authenticates (see ``tokenfleet._auth_methods``).
@@ -92,20 +104,25 @@ class ClientCredentials:
         private_key: PEM private key for ``private_key_jwt``.
         signing_alg: the assertion's JWS algorithm (default from the key: RS256, ES256…).
         key_id: ``kid`` header of the assertion.
-        assertion_audience: ``aud`` of the assertion (default: the token URL).
+        assertion_audience: ``aud`` of the assertion (default: the token URL; the issuer
+            when only ``issuer`` is given, as RFC 7523 §3 allows).
         ssl_context: TLS settings, e.g. the client certificate for ``tls_client_auth``.
         session: an aiohttp session to use; it is not closed by this client.
         retry: retry policy for transport errors, 5xx and 429.
         timeout: total seconds for one ``fetch_token``, retries included.
-        default_lifetime: lifetime assumed when the response has no ``expires_in``.
+        default_lifetime: lifetime assumed when the response has no ``expires_in`` and
+            the token is not a JWT with an ``exp``.
+        require_scopes: raise ``InsufficientScope`` when the server grants fewer scopes
+            than requested (default: log one warning per scope set and go on).
         allow_insecure_http: permit a plain-http token URL on a non-loopback host.
         clock: Unix-time clock, injectable for tests.
     """
 
     def __init__(
         self,
-        token_url: str,
+        token_url: str | None = None,
         *,
+        issuer: str | None = None,
         client_id: str,
         client_secret: str | bytes | Secret | None = None,
         auth_method: AuthMethod = "client_secret_basic",
@@ -122,6 +139,7 @@ class ClientCredentials:
         retry: Retry | None = None,
         timeout: float = 10.0,
         default_lifetime: float = 3600.0,
+        require_scopes: bool = False,
         allow_insecure_http: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -134,7 +152,21 @@ class ClientCredentials:
                 "auth_method 'tls_client_auth' needs ssl_context= with the client certificate "
                 "loaded (ssl_context.load_cert_chain(cert, key))"
             )
-        self.token_url = _core.check_token_url(token_url, allow_insecure_http=allow_insecure_http)
+        if token_url is None and issuer is None:
+            raise ConfigurationError(
+                "pass token_url= (the token endpoint) or issuer= (to discover it)"
+            )
+        self.issuer: str | None = None
+        if issuer is not None:
+            self.issuer = _discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
+        self.token_url: str | None = None
+        if token_url is not None:
+            self.token_url = _core.check_token_url(
+                token_url, allow_insecure_http=allow_insecure_http
+            )
+        # Identifies the endpoint in the cache key, stable across processes: the token URL
+        # when given, else the issuer (whose metadata names the one token endpoint).
+        self._endpoint_id = self.token_url or f"issuer:{issuer}"
         self.client_id = client_id
         self.auth_method: str = auth_method
         self.scopes = _core.normalize_scopes(scopes)
@@ -144,6 +176,11 @@ class ClientCredentials:
         self.retry = retry or Retry()
         self.timeout = float(timeout)
         self.default_lifetime = float(default_lifetime)
+        self.require_scopes = require_scopes
+        self._insecure = allow_insecure_http
+        self._metadata: ServerMetadata | None = None
+        self._metadata_lock = asyncio.Lock()
+        self._scope_warned: set[frozenset[str]] = set()
         self._auth: ClientAuth = make_client_auth(
             auth_method,
             client_id=client_id,
@@ -151,7 +188,7 @@ class ClientCredentials:
             private_key=_secret(private_key),
             signing_alg=signing_alg,
             key_id=key_id,
-            assertion_audience=assertion_audience or self.token_url,
+            assertion_audience=assertion_audience or self.token_url or self.issuer or "",
             tls_fingerprint="tls",
             clock=clock,
         )
@@ -170,7 +207,7 @@ class ClientCredentials:
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """The identity of the token this client gets for ``scopes`` (see ``_core.cache_key``)."""
         return _core.cache_key(
-            token_url=self.token_url,
+            token_url=self._endpoint_id,
             client_id=self.client_id,
             auth_method=self.auth_method,
             credential=self._auth.credential_fingerprint,
@@ -198,7 +235,7 @@ class ClientCredentials:
                 return await self._fetch_with_retry(wanted)
         except TimeoutError:
             raise FetchTimeout(
-                f"no token from {self.token_url} within {self.timeout:g} s (retries included)"
+                f"no token from {self._endpoint_id} within {self.timeout:g} s (retries included)"
             ) from None
 
     async def _fetch_with_retry(self, scopes: tuple[str, ...]) -> Token:
@@ -217,7 +254,7 @@ class ClientCredentials:
                     raise
                 logger.debug(
                     "token request to %s failed (%s); retry %d/%d in %.2f s",
-                    self.token_url,
+                    self._endpoint_id,
                     type(exc).__name__,
                     attempt,
                     self.retry.attempts - 1,
@@ -226,6 +263,7 @@ class ClientCredentials:
                 await asyncio.sleep(delay)
 
     async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
+        token_url = await self._token_endpoint()
         form = _core.build_form(scopes, self.audience, self.resources, self.extra_params)
         headers = {
             "Accept": "application/json",
@@ -236,7 +274,7 @@ class ClientCredentials:
         issued_at = self._clock()  # before sending: expiry errs on the early side
         try:
             async with session.post(
-                self.token_url,
+                token_url,
                 data=_core.encode_form(form),
                 headers=headers,
                 allow_redirects=False,
@@ -248,11 +286,11 @@ class ClientCredentials:
                 retry_after = response.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportError(
-                f"could not reach the token endpoint {self.token_url}: {type(exc).__name__}"
+                f"could not reach the token endpoint {token_url}: {type(exc).__name__}"
                 f"{_describe(exc, sensitive)}"
             ) from exc
         if 200 <= status < 300:
-            return _core.parse_token_response(
+            token = _core.parse_token_response(
                 body,
                 status=status,
                 content_type=content_type,
@@ -260,6 +298,8 @@ class ClientCredentials:
                 issued_at=issued_at,
                 default_lifetime=self.default_lifetime,
             )
+            self._check_granted(scopes, token.scopes)
+            return token
         raise _core.parse_error_response(
             body,
             status=status,
@@ -267,6 +307,67 @@ class ClientCredentials:
             retry_after=_core.parse_retry_after(retry_after, now=self._clock()),
             scrub=sensitive,
         )
+
+    def _check_granted(self, requested: tuple[str, ...], granted: tuple[str, ...]) -> None:
+        """Fewer scopes than asked for: an error with ``require_scopes``, else one warning
+        per requested scope set (RFC 6749 §3.3 lets the server grant less)."""
+        missing = _core.missing_scopes(requested, granted)
+        if not missing:
+            return
+        message = (
+            f"{self.client_id} asked for scopes {' '.join(requested)!r} but was granted "
+            f"{' '.join(granted)!r} (missing {' '.join(missing)!r})"
+        )
+        if self.require_scopes:
+            raise InsufficientScope(message, requested=requested, granted=granted)
+        wanted = frozenset(requested)
+        if wanted in self._scope_warned or len(self._scope_warned) >= 1024:
+            return
+        self._scope_warned.add(wanted)
+        logger.warning(
+            "tokenfleet: %s; token.scopes has the granted ones (require_scopes=True makes "
+            "this an error)",
+            message,
+        )
+
+    # ------------------------------------------------------------------ discovery
+
+    async def metadata(self) -> ServerMetadata:
+        """The issuer's metadata (RFC 8414 / OpenID Connect Discovery), fetched once.
+
+        Raises:
+            ConfigurationError: the client has no ``issuer``.
+            IssuerMismatch: the document is for another issuer (mix-up protection).
+            DiscoveryError: no usable document at either well-known URL.
+            TransportError: the server could not be reached.
+        """
+        if self._metadata is not None:
+            return self._metadata
+        if self.issuer is None:
+            raise ConfigurationError("this client has no issuer=; metadata needs one")
+        async with self._metadata_lock:  # single flight: concurrent first fetches wait
+            if self._metadata is None:
+                self._metadata = await _discovery.fetch_metadata(
+                    self._get_session(),
+                    self.issuer,
+                    allow_insecure_http=self._insecure,
+                    ssl=self._ssl,
+                )
+            return self._metadata
+
+    async def _token_endpoint(self) -> str:
+        if self.token_url is not None:
+            return self.token_url
+        metadata = await self.metadata()
+        _discovery.check_auth_method(metadata, self.auth_method)
+        if self.auth_method == "tls_client_auth":
+            # RFC 8705 §5: mutual-TLS clients use the alias when the server names one.
+            alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
+            if alias:
+                return _discovery.check_endpoint(
+                    alias, "mtls token_endpoint", metadata.url, self._insecure
+                )
+        return metadata.token_endpoint
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -299,8 +400,9 @@ class ClientCredentials:
         await self.aclose()
 
     def __repr__(self) -> str:
+        where = f"token_url={self.token_url!r}" if self.token_url else f"issuer={self.issuer!r}"
         return (
-            f"ClientCredentials(token_url={self.token_url!r}, client_id={self.client_id!r}, "
+            f"ClientCredentials({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self.scopes!r})"
         )
 

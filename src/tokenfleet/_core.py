@@ -26,6 +26,7 @@ from ._exceptions import (
     TokenEndpointError,
     oauth_error_class,
 )
+from ._jwt import read_claims
 from ._models import Token
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "build_form",
     "cache_key",
     "check_token_url",
+    "missing_scopes",
     "normalize_resources",
     "normalize_scopes",
     "parse_error_response",
@@ -290,8 +292,20 @@ def parse_token_response(
         )
     if not wire.token_type or not _HEADER_SAFE.fullmatch(wire.token_type):
         raise InvalidTokenResponse("the token response has an unusable token_type", status=status)
-    lifetime = _lifetime(wire.expires_in, default_lifetime, status)
-    scopes = requested_scopes if wire.scope is None else tuple(dict.fromkeys(wire.scope.split()))
+    # A JWT access token (RFC 9068) also says when it expires and what it grants. Decoding
+    # costs a few microseconds against a network round trip, so it is always done here
+    # (and cached, so ``token.claims`` is free afterwards); an opaque token gives None.
+    claims = read_claims(wire.access_token)
+    exp = claims.exp if claims is not None else None
+    lifetime = _choose_lifetime(
+        _lifetime(wire.expires_in, status), exp, issued_at, default_lifetime, status
+    )
+    if wire.scope is not None:
+        scopes = tuple(dict.fromkeys(wire.scope.split()))
+    elif claims is not None and claims.scopes:
+        scopes = claims.scopes
+    else:
+        scopes = requested_scopes  # RFC 6749 §5.1: omitted means as requested
     token_type = "Bearer" if wire.token_type.lower() == "bearer" else wire.token_type
     extra = {k: v for k, v in data.items() if k not in _KNOWN}
     return Token(
@@ -304,9 +318,9 @@ def parse_token_response(
     )
 
 
-def _lifetime(expires_in: float | str | None, default: float, status: int) -> float:
+def _lifetime(expires_in: float | str | None, status: int) -> float | None:
     if expires_in is None:
-        return default
+        return None
     try:
         value = float(expires_in)
     except ValueError:
@@ -320,6 +334,40 @@ def _lifetime(expires_in: float | str | None, default: float, status: int) -> fl
             status=status,
         )
     return value
+
+
+def _choose_lifetime(
+    expires_in: float | None,
+    exp: float | None,
+    issued_at: float,
+    default: float,
+    status: int,
+) -> float:
+    """The lifetime from ``expires_in`` and the JWT ``exp``: the earlier when both say.
+
+    An ``exp`` that is already past by our clock, while ``expires_in`` is positive, says
+    more about our clock than about the token (a server does not issue expired tokens),
+    so ``expires_in`` wins then; with no ``expires_in`` such a token is refused.
+    """
+    from_exp = None if exp is None else exp - issued_at
+    if from_exp is not None and from_exp > 0:
+        from_exp = min(from_exp, MAX_LIFETIME)
+        return from_exp if expires_in is None else min(expires_in, from_exp)
+    if expires_in is not None:
+        return expires_in
+    if from_exp is not None:
+        raise InvalidTokenResponse(
+            f"the access token's exp claim is {-from_exp:.0f} s in the past and the response "
+            "has no expires_in: the token is expired, or this host's clock is wrong",
+            status=status,
+        )
+    return default
+
+
+def missing_scopes(requested: Iterable[str], granted: Iterable[str]) -> tuple[str, ...]:
+    """The requested scopes the server did not grant, in request order."""
+    have = set(granted)
+    return tuple(scope for scope in requested if scope not in have)
 
 
 def parse_retry_after(value: str | None, *, now: float) -> float | None:

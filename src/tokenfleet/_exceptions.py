@@ -4,6 +4,7 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
 
     TokenFleetError
     ├── ConfigurationError            bad arguments or settings (also a ValueError)
+    │   └── UnsupportedAuthMethod     the server's metadata does not list our auth_method
     ├── TokenEndpointError            the token endpoint did not give us a token
     │   ├── OAuthError                an RFC 6749 §5.2 error response
     │   │   ├── InvalidRequest
@@ -17,12 +18,24 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   ├── RateLimited               HTTP 429 (``retry_after`` in seconds)
     │   ├── InvalidTokenResponse      a 2xx (or error) body we cannot use
     │   └── FleetCooldown             another process saw the endpoint fail; backing off
-    ├── TransportError                connection, DNS, TLS, timeout
+    ├── TransportError                connection, DNS, TLS, timeout (token, metadata, JWKS)
     │   └── FetchTimeout              the whole fetch ran out of time (also a TimeoutError)
     ├── InsufficientScope             fewer scopes granted than required
-    └── StoreError                    a token store failed (only raised with fail_open=False)
+    ├── StoreError                    a token store failed (only raised with fail_open=False)
+    ├── DiscoveryError                no usable server metadata or JWK Set (RFC 8414, 7517)
+    │   └── IssuerMismatch            the metadata names another issuer (RFC 8414 §3.3)
+    └── TokenVerificationError        ``JWTVerifier`` refused a token
+        ├── MalformedToken            not a compact JWS, bad JSON, a bad or missing claim
+        ├── DisallowedAlgorithm       none, HMAC, not allowed, or not the key's alg/kty
+        ├── UnknownKey                no signing key with that kid (after one refresh)
+        ├── InvalidSignature          the signature does not verify
+        ├── TokenExpired              ``exp`` is past, beyond the leeway
+        ├── TokenNotYetValid          ``nbf`` is ahead, beyond the leeway
+        ├── InvalidIssuer             ``iss`` is not the expected issuer
+        └── InvalidAudience           ``aud`` names none of the expected audiences
 
-Messages never contain a client secret, a client assertion or an access token: the
+Messages never contain a client secret, a client assertion or an access token (claims of
+a refused token may appear: they are not credentials); the
 RFC 6749 §5.2 fields are kept as attributes (as Go's ``RetrieveError`` does), and the
 server's ``error_description`` is shown only after being cut to a sane length.
 """
@@ -31,23 +44,35 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DisallowedAlgorithm",
+    "DiscoveryError",
     "FetchTimeout",
     "FleetCooldown",
     "InsufficientScope",
+    "InvalidAudience",
     "InvalidClient",
     "InvalidGrant",
+    "InvalidIssuer",
     "InvalidRequest",
     "InvalidScope",
+    "InvalidSignature",
     "InvalidTarget",
     "InvalidTokenResponse",
+    "IssuerMismatch",
+    "MalformedToken",
     "OAuthError",
     "RateLimited",
     "ServerError",
     "StoreError",
     "TokenEndpointError",
+    "TokenExpired",
     "TokenFleetError",
+    "TokenNotYetValid",
+    "TokenVerificationError",
     "TransportError",
     "UnauthorizedClient",
+    "UnknownKey",
+    "UnsupportedAuthMethod",
     "UnsupportedGrantType",
 ]
 
@@ -161,7 +186,10 @@ class FleetCooldown(TokenEndpointError):
 
 
 class TransportError(TokenFleetError):
-    """The token endpoint could not be reached: connection, DNS, TLS or timeout."""
+    """The authorization server (token endpoint, metadata, JWKS) could not be reached.
+
+    Connection, DNS, TLS or timeout; the message names the URL.
+    """
 
 
 class FetchTimeout(TransportError, TimeoutError):
@@ -184,6 +212,84 @@ class InsufficientScope(TokenFleetError):
 
 class StoreError(TokenFleetError):
     """A token store (file, Redis, ...) failed; raised only when ``fail_open=False``."""
+
+
+class UnsupportedAuthMethod(ConfigurationError):
+    """The server's metadata does not list the configured ``auth_method`` (RFC 8414 §2).
+
+    Attributes:
+        auth_method: the method the client is configured with.
+        supported: the ``token_endpoint_auth_methods_supported`` of the metadata.
+    """
+
+    def __init__(self, message: str, *, auth_method: str, supported: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.auth_method = auth_method
+        self.supported = supported
+
+
+class DiscoveryError(TokenFleetError):
+    """No usable authorization server metadata (RFC 8414) or JWK Set (RFC 7517).
+
+    Raised when no metadata URL answered with a valid document, the document lacks a
+    required member or names a plain-http endpoint, or the JWK Set is not one. A server
+    that cannot be reached at all raises :class:`TransportError` instead.
+    """
+
+
+class IssuerMismatch(DiscoveryError):
+    """The metadata's ``issuer`` differs from the issuer asked for (RFC 8414 §3.3).
+
+    This is the mix-up attack check: another server's metadata must not be used.
+
+    Attributes:
+        expected: the issuer the client was configured with.
+        actual: the ``issuer`` the metadata document claims.
+    """
+
+    def __init__(self, message: str, *, expected: str, actual: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class TokenVerificationError(TokenFleetError):
+    """``JWTVerifier`` refused a token. Catch this one to answer HTTP 401.
+
+    The message says why, and never contains the token.
+    """
+
+
+class MalformedToken(TokenVerificationError):
+    """Not a JWS compact JWT, or a header or claim is missing or of the wrong type."""
+
+
+class DisallowedAlgorithm(TokenVerificationError):
+    """The ``alg`` is ``none``, HMAC, outside the allow-list, or does not fit the key."""
+
+
+class UnknownKey(TokenVerificationError):
+    """The JWK Set has no signing key for the token's ``kid``, even after a refresh."""
+
+
+class InvalidSignature(TokenVerificationError):
+    """The signature does not verify with the issuer's key."""
+
+
+class TokenExpired(TokenVerificationError):
+    """The ``exp`` claim is in the past, beyond the leeway."""
+
+
+class TokenNotYetValid(TokenVerificationError):
+    """The ``nbf`` claim is in the future, beyond the leeway."""
+
+
+class InvalidIssuer(TokenVerificationError):
+    """The ``iss`` claim is missing or is not the expected issuer."""
+
+
+class InvalidAudience(TokenVerificationError):
+    """The ``aud`` claim is missing or names none of the expected audiences."""
 
 
 _OAUTH_ERRORS: dict[str, type[OAuthError]] = {

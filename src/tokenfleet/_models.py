@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from ._exceptions import ConfigurationError
+from ._jwt import Claims, read_claims
 
 __all__ = ["Secret", "Token", "fingerprint"]
 
@@ -68,6 +69,16 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     def fingerprint(self) -> str:
         """A short SHA-256 fingerprint of the access token, safe to log."""
         return fingerprint(self.access_token)
+
+    @property
+    def claims(self) -> Claims | None:
+        """The access token's JWT claims, read *without* verification; ``None`` if opaque.
+
+        Computed on first access and cached per token (a small bounded table), so code
+        that never reads claims pays nothing. To trust the claims, verify the token with
+        :class:`~tokenfleet.JWTVerifier` instead.
+        """
+        return read_claims(self.access_token)
 
     def is_expired(self, leeway: float = 0.0, *, now: float | None = None) -> bool:
         """Whether the token has expired, or will within ``leeway`` seconds."""

@@ -213,6 +213,7 @@ async def test_audience_resource_and_scopes_reach_the_server(idp: DevAuthServer)
 
 
 async def test_missing_expires_in_and_scope_use_defaults(idp: DevAuthServer) -> None:
+    idp.opaque_tokens = True  # a JWT would supply exp and scope (see test_jwt_client.py)
     idp.include_expires_in = False
     idp.include_scope = False
     async with client_for(idp, scopes=["x"], default_lifetime=123.0) as client:

@@ -729,6 +729,8 @@ async def test_counters_and_stats(idp: DevAuthServer, http: aiohttp.ClientSessio
             "svc": {"token_requests": 2, "issued_tokens": 1},
         },
         "resource_requests": 1,
+        "jwks_requests": 0,
+        "metadata_requests": 0,
     }
     log = idp.requests_log
     assert [(r.client_id, r.status) for r in log] == [

@@ -35,6 +35,12 @@ TIMEOUT = 60.0
 
 # What each example must print; a new example needs an entry here.
 EXPECTED_OUTPUT: dict[str, list[str]] = {
+    "aiohttp_service.py": [
+        "orders service listening on http://127.0.0.1:",
+        "token revoked at the authorization server after 200 requests",
+        "requests served: 400, 400 answered 200 OK",
+        "token requests seen by the server: 2",
+    ],
     "quickstart.py": [
         "callers: 1000",
         "token requests seen by the server: 1",

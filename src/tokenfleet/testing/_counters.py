@@ -29,6 +29,8 @@ class Counters:
     token_requests: int = 0
     issued_tokens: int = 0
     resource_requests: int = 0
+    jwks_requests: int = 0
+    metadata_requests: int = 0
     per_client_requests: dict[str | None, int] = field(default_factory=dict)
     per_client_issued: dict[str, int] = field(default_factory=dict)
 
@@ -69,4 +71,6 @@ class Counters:
             "issued_tokens": self.issued_tokens,
             "per_client": per_client,
             "resource_requests": self.resource_requests,
+            "jwks_requests": self.jwks_requests,
+            "metadata_requests": self.metadata_requests,
         }

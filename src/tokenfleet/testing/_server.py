@@ -66,6 +66,15 @@ class DevAuthServer:
         include_expires_in: False leaves ``expires_in`` out of token responses.
         include_scope: False leaves ``scope`` out of token responses.
         opaque_tokens: True issues random opaque strings instead of JWTs.
+        reported_expires_in: when set, the ``expires_in`` sent instead of the real
+            lifetime (the JWT ``exp`` keeps the real one), to test clients that must take
+            the earlier of the two.
+        scope_claim: the JWT's scope claim: ``"scope"`` (RFC 9068), ``"scp"`` (a list)
+            or ``""`` (none).
+        serve_rfc8414: False answers 404 at the RFC 8414 metadata URL.
+        jwks_override: when set, the JWK Set served instead of the real one (to publish
+            keys with a wrong ``use`` or ``alg``).
+        serve_openid_configuration: False answers 404 at the OpenID Connect one.
         token_type: the ``token_type`` of token responses.
         metadata_overrides: merged into the discovery metadata.
         requests_log: a `RequestRecord` per token request since the last reset.
@@ -92,6 +101,11 @@ class DevAuthServer:
         self.include_expires_in = True
         self.include_scope = True
         self.opaque_tokens = False
+        self.reported_expires_in: float | None = None
+        self.scope_claim = "scope"
+        self.serve_rfc8414 = True
+        self.serve_openid_configuration = True
+        self.jwks_override: dict[str, Any] | None = None
         self.token_type = "Bearer"
         self.metadata_overrides: dict[str, Any] = {}
         self.requests_log: list[RequestRecord] = []
@@ -306,6 +320,21 @@ class DevAuthServer:
         """Requests to the protected resource, accepted or not."""
         return self._counters.resource_requests
 
+    @property
+    def jwks_requests(self) -> int:
+        """GETs of the JWK Set."""
+        return self._counters.jwks_requests
+
+    @property
+    def metadata_requests(self) -> int:
+        """GETs of either discovery document (404s included)."""
+        return self._counters.metadata_requests
+
+    @property
+    def openid_configuration_url(self) -> str:
+        """The OpenID Connect Discovery URL (appended to the issuer, OIDC Discovery §4)."""
+        return self.issuer + "/.well-known/openid-configuration"
+
     def reset_counters(self) -> None:
         """Zero every counter and empty ``requests_log``."""
         self._counters = Counters()
@@ -345,17 +374,28 @@ class DevAuthServer:
         app.router.add_route("*", f"{path}/resource/{{tail:.*}}", self._handle_resource)
         # RFC 8414 §3.1 inserts the issuer path after /.well-known/...; OpenID Connect
         # Discovery §4 appends /.well-known/openid-configuration to the issuer.
-        app.router.add_get(f"/.well-known/oauth-authorization-server{path}", self._handle_metadata)
-        app.router.add_get(f"{path}/.well-known/openid-configuration", self._handle_metadata)
+        app.router.add_get(f"/.well-known/oauth-authorization-server{path}", self._handle_rfc8414)
+        app.router.add_get(f"{path}/.well-known/openid-configuration", self._handle_oidc)
         return app
 
     async def _handle_jwks(self, request: web.Request) -> web.Response:
-        return json_response(self.public_jwks)
+        self._counters.jwks_requests += 1
+        override = self.jwks_override
+        return json_response(self.public_jwks if override is None else override)
 
     async def _handle_stats(self, request: web.Request) -> web.Response:
         return json_response(self.stats(), headers=NO_STORE)
 
-    async def _handle_metadata(self, request: web.Request) -> web.Response:
+    async def _handle_rfc8414(self, request: web.Request) -> web.Response:
+        self._counters.metadata_requests += 1
+        if not self.serve_rfc8414:
+            return json_response({"error": "not_found"}, status=404)
+        return json_response(self.metadata())
+
+    async def _handle_oidc(self, request: web.Request) -> web.Response:
+        self._counters.metadata_requests += 1
+        if not self.serve_openid_configuration:
+            return json_response({"error": "not_found"}, status=404)
         return json_response(self.metadata())
 
     async def _handle_resource(self, request: web.Request) -> web.Response:
@@ -431,7 +471,9 @@ class DevAuthServer:
         client = self._authenticator.authenticate(client_request, audiences)
         grant = decide_grant(client, form.params, form.resources, self.resource_url)
         lifetime = self.token_lifetime
-        token = self._minter.issue(grant, self.issuer, lifetime, opaque=self.opaque_tokens)
+        token = self._minter.issue(
+            grant, self.issuer, lifetime, opaque=self.opaque_tokens, scope_claim=self.scope_claim
+        )
         self._counters.count_issued(client.client_id)
         return json_response(self._token_body(token, grant, lifetime), headers=NO_STORE)
 
@@ -439,6 +481,8 @@ class DevAuthServer:
         """The RFC 6749 §5.1 token response."""
         body: dict[str, Any] = {"access_token": token, "token_type": self.token_type}
         if self.include_expires_in:
+            if self.reported_expires_in is not None:
+                lifetime = self.reported_expires_in
             body["expires_in"] = int(lifetime) if float(lifetime).is_integer() else lifetime
         if self.include_scope:
             body["scope"] = " ".join(grant.scopes)

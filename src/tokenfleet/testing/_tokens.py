@@ -55,7 +55,15 @@ class TokenMinter:
         # Verified JWTs, so thousands of resource requests with one token verify it once.
         self._verified: dict[str, Holder] = {}
 
-    def issue(self, grant: Grant, issuer: str, lifetime: float, *, opaque: bool) -> str:
+    def issue(
+        self,
+        grant: Grant,
+        issuer: str,
+        lifetime: float,
+        *,
+        opaque: bool,
+        scope_claim: str = "scope",
+    ) -> str:
         """A new access token for ``grant`` that expires ``lifetime`` seconds from now.
 
         ``iat`` and ``nbf`` are ``int(now)``. ``exp`` is ``now + lifetime`` rounded *up*
@@ -63,6 +71,9 @@ class TokenMinter:
         fractional NumericDate (RFC 7519 §2) and would expire the token early. The
         protected resource enforces the exact ``now + lifetime``, which is what
         ``expires_in`` says, so a 0.5 s token really stops working after 0.5 s.
+
+        ``scope_claim``: ``"scope"`` (RFC 9068, space-delimited), ``"scp"`` (a list, as
+        some servers do) or ``""`` (no scope claim at all).
         """
         now = self._clock()
         holder = Holder(grant.client_id, " ".join(grant.scopes), now + lifetime)
@@ -76,12 +87,15 @@ class TokenMinter:
             "sub": grant.client_id,
             "client_id": grant.client_id,
             "aud": grant.audience,
-            "scope": holder.scope,
             "iat": int(now),
             "nbf": int(now),
             "exp": math.ceil(holder.exp),
             "jti": secrets.token_urlsafe(16),
         }
+        if scope_claim == "scope":
+            claims["scope"] = holder.scope
+        elif scope_claim == "scp":
+            claims["scp"] = list(grant.scopes)
         key = self.keys.current
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)

@@ -1,0 +1,123 @@
+"""What the HTTP integrations share: where a bearer token may go (sans-I/O).
+
+``tokenfleet.aiohttp`` and ``tokenfleet.httpx`` send a token only to the origins it is
+meant for (RFC 6750 §5.3: bearer tokens must not be handed to the wrong party), never to
+the token endpoint itself, and only over https unless the host is loopback (RFC 6750
+§5.3, "always use TLS"). The rules live here once; the two modules only adapt them to
+their client's request type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from yarl import URL
+
+from . import _core
+from ._exceptions import ConfigurationError
+from ._manager import TokenManager
+
+__all__ = [
+    "Origin",
+    "check_origin",
+    "default_origins",
+    "is_endpoint",
+    "no_origins_error",
+    "origin_of",
+    "parse_origins",
+    "token_endpoint",
+]
+
+Origin = tuple[str, str, int]  # (scheme, host, port): RFC 6454 §4, ports made explicit
+_MAX_SOURCE_DEPTH = 8  # managers may wrap managers; stop walking ``.source`` somewhere
+
+
+def origin_of(url: URL) -> Origin:
+    """The origin of an absolute URL; the host lowercased and IDNA-encoded by yarl."""
+    return (url.scheme, url.raw_host or "", url.port or 0)
+
+
+def _endpoint_of(url: URL) -> tuple[Origin, str]:
+    return origin_of(url), url.raw_path or "/"
+
+
+def parse_origins(origins: str | Iterable[str], *, allow_insecure_http: bool) -> frozenset[Origin]:
+    """Check and normalise the ``origins=`` argument: ``scheme://host[:port]``, no path.
+
+    A path is refused rather than ignored: ``"https://api.example.com/v1"`` reads as if
+    the token were kept to ``/v1``, and it would not be.
+    """
+    if isinstance(origins, str):
+        origins = (origins,)
+    parsed: set[Origin] = set()
+    for text in origins:
+        _core.check_token_url(text, allow_insecure_http=allow_insecure_http, what="origin")
+        url = URL(text)
+        if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
+            raise ConfigurationError(
+                f"origin {text!r} has a path, query or fragment: an origin is "
+                f"scheme://host[:port], e.g. {str(url.origin())!r}"
+            )
+        parsed.add(origin_of(url))
+    if not parsed:
+        raise ConfigurationError("origins is empty: no request could ever get the token")
+    return frozenset(parsed)
+
+
+def check_origin(url: URL, *, allow_insecure_http: bool, what: str) -> Origin:
+    """The origin of ``url`` after the https check (for origins not given by the user)."""
+    _core.check_token_url(str(url.origin()), allow_insecure_http=allow_insecure_http, what=what)
+    return origin_of(url)
+
+
+def _sources(manager: TokenManager) -> Iterable[object]:
+    source: object = manager
+    for _ in range(_MAX_SOURCE_DEPTH):
+        source = getattr(source, "source", None)
+        if source is None:
+            return
+        yield source
+
+
+def default_origins(manager: TokenManager, *, allow_insecure_http: bool) -> frozenset[Origin]:
+    """The origins of the source's RFC 8707 resource indicators (http(s) ones only).
+
+    A token requested for ``resource=https://api.example.com/`` is meant for that server
+    (RFC 8707 §2), so that server's origin is the natural place to send it.
+    """
+    found: set[Origin] = set()
+    for source in _sources(manager):
+        resources = getattr(source, "resources", None)
+        if not isinstance(resources, tuple):
+            continue
+        for resource in resources:
+            url = URL(resource) if isinstance(resource, str) else None
+            if url is not None and url.scheme in ("http", "https") and url.raw_host:
+                found.add(
+                    check_origin(url, allow_insecure_http=allow_insecure_http, what="resource")
+                )
+    return frozenset(found)
+
+
+def token_endpoint(manager: TokenManager) -> tuple[Origin, str] | None:
+    """The ``(origin, path)`` of the token endpoint behind ``manager``, if it has one."""
+    for source in _sources(manager):
+        token_url = getattr(source, "token_url", None)
+        if isinstance(token_url, str):
+            return _endpoint_of(URL(token_url))
+    return None
+
+
+def is_endpoint(url: URL, endpoint: tuple[Origin, str] | None) -> bool:
+    """Whether ``url`` (query and fragment aside) is the token endpoint."""
+    return endpoint is not None and _endpoint_of(url) == endpoint
+
+
+def no_origins_error(integration: str, hint: str) -> ConfigurationError:
+    """The error for a ``BearerAuth`` that cannot tell where its token may go."""
+    return ConfigurationError(
+        f"tokenfleet.{integration}.BearerAuth does not know which hosts may receive the token, "
+        "and will not guess (a token sent to the wrong host is a token given away): pass "
+        f"origins=['https://api.example.com']{hint}, or a source with resource=... "
+        "(RFC 8707)"
+    )

@@ -1,0 +1,236 @@
+"""Authorization server metadata: RFC 8414, then OpenID Connect Discovery 1.0.
+
+``ClientCredentials(issuer=...)`` and ``JWTVerifier(issuer=...)`` find the token endpoint
+and the JWK Set here. The URL building and the document checks are pure functions; the
+one async function, :func:`fetch_metadata`, GETs the candidate URLs in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import msgspec
+
+from . import _core
+from ._exceptions import (
+    ConfigurationError,
+    DiscoveryError,
+    IssuerMismatch,
+    TransportError,
+    UnsupportedAuthMethod,
+)
+
+__all__ = [
+    "ServerMetadata",
+    "check_auth_method",
+    "check_endpoint",
+    "check_issuer",
+    "fetch_metadata",
+    "get_json",
+    "metadata_urls",
+    "parse_metadata",
+]
+
+_RFC8414 = "/.well-known/oauth-authorization-server"
+_OIDC = "/.well-known/openid-configuration"
+_json_object = msgspec.json.Decoder(dict[str, Any])
+
+
+class ServerMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    """Authorization server metadata (RFC 8414 §2), the members tokenfleet uses.
+
+    Attributes:
+        issuer: the issuer identifier, equal to the one asked for (checked).
+        token_endpoint: the token endpoint URL (checked like ``token_url``).
+        jwks_uri: the JWK Set URL, if the server publishes one.
+        token_endpoint_auth_methods_supported: client authentication methods; RFC 8414
+            §2 makes ``client_secret_basic`` the default when the member is absent.
+        token_endpoint_auth_signing_alg_values_supported: JWS algorithms for
+            ``client_secret_jwt`` / ``private_key_jwt`` assertions.
+        grant_types_supported: the grant types, if listed.
+        scopes_supported: the scopes, if listed.
+        mtls_endpoint_aliases: RFC 8705 §5 endpoints for mutual-TLS clients.
+        url: where the document was fetched from.
+        extra: every other member of the document.
+    """
+
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str | None = None
+    token_endpoint_auth_methods_supported: tuple[str, ...] = ("client_secret_basic",)
+    token_endpoint_auth_signing_alg_values_supported: tuple[str, ...] = ()
+    grant_types_supported: tuple[str, ...] = ()
+    scopes_supported: tuple[str, ...] = ()
+    mtls_endpoint_aliases: dict[str, str] = msgspec.field(default_factory=dict)
+    url: str = ""
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class _Wire(msgspec.Struct):
+    issuer: str
+    token_endpoint: str
+    jwks_uri: str | None = None
+    token_endpoint_auth_methods_supported: list[str] | None = None
+    token_endpoint_auth_signing_alg_values_supported: list[str] | None = None
+    grant_types_supported: list[str] | None = None
+    scopes_supported: list[str] | None = None
+    mtls_endpoint_aliases: dict[str, str] | None = None
+
+
+_KNOWN = frozenset(_Wire.__struct_fields__)
+
+
+def check_issuer(issuer: str, *, allow_insecure_http: bool = False) -> str:
+    """An issuer identifier: https (or loopback http), no query, no fragment (RFC 8414 §2)."""
+    _core.check_token_url(issuer, allow_insecure_http=allow_insecure_http, what="issuer")
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment or "#" in issuer:
+        raise ConfigurationError(
+            f"issuer {issuer!r} may not have a query or fragment (RFC 8414 §2)"
+        )
+    return issuer
+
+
+def metadata_urls(issuer: str) -> tuple[str, str]:
+    """Where to look, in order: RFC 8414 §3.1 (the well-known part inserted between host
+    and path), then OpenID Connect Discovery §4 (appended to the issuer)."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    rfc8414 = urlunsplit((parts.scheme, parts.netloc, _RFC8414 + path, "", ""))
+    oidc = urlunsplit((parts.scheme, parts.netloc, path + _OIDC, "", ""))
+    return rfc8414, oidc
+
+
+def parse_metadata(
+    body: bytes, *, issuer: str, url: str, allow_insecure_http: bool = False
+) -> ServerMetadata:
+    """Check and convert a metadata document fetched from ``url`` for ``issuer``.
+
+    Raises:
+        IssuerMismatch: the document's ``issuer`` is not exactly ``issuer`` (§3.3).
+        DiscoveryError: not a JSON object, a required member missing, a bad endpoint.
+    """
+    try:
+        data = _json_object.decode(body)
+        wire = msgspec.convert(data, _Wire)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DiscoveryError(f"the metadata at {url} is not usable: {exc}") from None
+    if wire.issuer != issuer:
+        # RFC 8414 §3.3: the values MUST be identical, or the document must not be used.
+        raise IssuerMismatch(
+            f"the metadata at {url} is for issuer {wire.issuer!r}, not {issuer!r}: refusing "
+            "it (mix-up protection, RFC 8414 §3.3). Configure the issuer exactly as the "
+            "server spells it, trailing slash included",
+            expected=issuer,
+            actual=wire.issuer,
+        )
+    token_endpoint = check_endpoint(
+        wire.token_endpoint, "token_endpoint", url, allow_insecure_http
+    )
+    jwks_uri = wire.jwks_uri and check_endpoint(
+        wire.jwks_uri, "jwks_uri", url, allow_insecure_http
+    )
+    return ServerMetadata(
+        issuer=wire.issuer,
+        token_endpoint=token_endpoint,
+        jwks_uri=jwks_uri,
+        token_endpoint_auth_methods_supported=tuple(
+            wire.token_endpoint_auth_methods_supported or ("client_secret_basic",)
+        ),
+        token_endpoint_auth_signing_alg_values_supported=tuple(
+            wire.token_endpoint_auth_signing_alg_values_supported or ()
+        ),
+        grant_types_supported=tuple(wire.grant_types_supported or ()),
+        scopes_supported=tuple(wire.scopes_supported or ()),
+        mtls_endpoint_aliases=dict(wire.mtls_endpoint_aliases or {}),
+        url=url,
+        extra={k: v for k, v in data.items() if k not in _KNOWN},
+    )
+
+
+def check_endpoint(value: str, member: str, url: str, allow_insecure_http: bool) -> str:
+    """An endpoint from a metadata document must pass the same https check as ours."""
+    try:
+        return _core.check_token_url(
+            value, allow_insecure_http=allow_insecure_http, what=f"the discovered {member}"
+        )
+    except ConfigurationError as exc:
+        raise DiscoveryError(f"the metadata at {url} is not usable: {exc}") from None
+
+
+def check_auth_method(metadata: ServerMetadata, auth_method: str) -> None:
+    """Refuse an ``auth_method`` the server does not list (RFC 8414 §2).
+
+    Raises:
+        UnsupportedAuthMethod: naming the methods the server does support.
+    """
+    supported = metadata.token_endpoint_auth_methods_supported
+    if auth_method not in supported:
+        raise UnsupportedAuthMethod(
+            f"auth_method {auth_method!r} is not supported by {metadata.issuer}: its metadata "
+            f"lists {', '.join(supported)} (token_endpoint_auth_methods_supported)",
+            auth_method=auth_method,
+            supported=supported,
+        )
+
+
+async def get_json(
+    session: aiohttp.ClientSession, url: str, *, ssl: Any = True
+) -> tuple[int, bytes]:
+    """GET ``url``; the status and at most ``MAX_BODY_BYTES`` of body.
+
+    Raises:
+        TransportError: the server could not be reached.
+        DiscoveryError: the body is larger than the limit.
+    """
+    limit = _core.MAX_BODY_BYTES
+    try:
+        async with session.get(
+            url, headers={"Accept": "application/json"}, allow_redirects=False, ssl=ssl
+        ) as response:
+            body = await response.content.read(limit + 1)
+            status = response.status
+    except (aiohttp.ClientError, OSError) as exc:
+        raise TransportError(f"could not reach {url}: {type(exc).__name__}") from exc
+    if len(body) > limit:
+        raise DiscoveryError(f"{url} answered more than {limit} bytes; stopped reading")
+    return status, body
+
+
+async def fetch_metadata(
+    session: aiohttp.ClientSession,
+    issuer: str,
+    *,
+    allow_insecure_http: bool = False,
+    ssl: Any = True,
+) -> ServerMetadata:
+    """GET the metadata of ``issuer``: RFC 8414 first, then OpenID Connect Discovery.
+
+    A URL that answers with an error status or a non-JSON body is skipped; a document
+    for another issuer is refused at once (it must not be used, RFC 8414 §3.3).
+
+    Raises:
+        IssuerMismatch, DiscoveryError, TransportError.
+    """
+    tried: list[str] = []
+    for url in metadata_urls(issuer):
+        status, body = await get_json(session, url, ssl=ssl)
+        if status != 200:
+            tried.append(f"{url}: HTTP {status}")
+            continue
+        try:
+            return parse_metadata(
+                body, issuer=issuer, url=url, allow_insecure_http=allow_insecure_http
+            )
+        except IssuerMismatch:
+            raise
+        except DiscoveryError as exc:
+            tried.append(str(exc))
+    raise DiscoveryError(f"no usable metadata for issuer {issuer!r}: {_join(tried)}")
+
+
+def _join(reasons: Sequence[str]) -> str:
+    return "; ".join(reasons)

@@ -1,0 +1,282 @@
+"""``JWTVerifier``: verify JWT access tokens against the issuer's JWK Set (RFC 9068 §4).
+
+The I/O shell around ``_jwt`` (claims) and ``_jwks`` (keys and algorithm policy). The JWK
+Set is fetched with aiohttp, cached, and fetched again when a token names a ``kid`` the
+cache lacks, or when the cache is older than ``jwks_max_age``. Refetches are single-flight
+(one request however many verifications wait for it) and an unknown ``kid`` triggers at
+most one per ``jwks_refresh_interval``, so a flood of forged tokens cannot turn into a
+flood of JWKS requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from . import _core, _discovery
+from ._exceptions import (
+    ConfigurationError,
+    DisallowedAlgorithm,
+    DiscoveryError,
+    FetchTimeout,
+    InvalidSignature,
+    MalformedToken,
+    TransportError,
+    UnknownKey,
+)
+from ._jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
+from ._jwt import Claims, check_claims, claims_from, is_at_jwt, split_jws
+from ._models import Token
+
+__all__ = ["JWTVerifier"]
+
+logger = logging.getLogger("tokenfleet")
+
+
+class JWTVerifier:
+    """Verifies JWT access tokens: signature (JWKS), ``iss``, ``aud``, ``exp``, ``nbf``.
+
+    For resource servers, or for a client that wants defence in depth; a client that
+    only needs to know its own token's expiry or scopes can read ``token.claims``.
+
+    Args:
+        issuer: the expected ``iss``, exactly.
+        audience: the expected ``aud`` (one, or several of which the token must name at
+            least one). ``None`` skips the check; pass it explicitly, knowingly.
+        jwks_url: the JWK Set URL; ``None`` discovers it from the issuer's metadata
+            (RFC 8414 / OpenID Connect Discovery).
+        algorithms: allowed JWS algorithms, asymmetric only. ``None``: each key's
+            declared ``alg``, or the one its type implies (RSA: RS256, EC: by curve).
+        leeway: seconds of clock skew tolerated on ``exp`` and ``nbf``.
+        require_at_jwt: refuse tokens whose header ``typ`` is not ``at+jwt``
+            (RFC 9068 §4 says resource servers must check it; many servers still send
+            ``JWT``, hence off by default).
+        jwks_refresh_interval: the shortest time between two JWKS fetches caused by
+            unknown ``kid`` values.
+        jwks_max_age: refetch the JWK Set when older than this, so keys the issuer has
+            removed stop verifying (the old set is kept if the refetch fails).
+        timeout: seconds for one JWKS or metadata request.
+        session: an aiohttp session to use; it is not closed by the verifier.
+        allow_insecure_http: permit plain-http issuer and JWKS URLs off loopback.
+        clock: Unix-time clock for ``exp`` and ``nbf``, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str | Iterable[str] | None,
+        jwks_url: str | None = None,
+        algorithms: Iterable[str] | None = None,
+        leeway: float = 30.0,
+        require_at_jwt: bool = False,
+        jwks_refresh_interval: float = 30.0,
+        jwks_max_age: float = 300.0,
+        timeout: float = 10.0,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure_http: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.issuer = _discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
+        if isinstance(audience, str):
+            self.audiences: frozenset[str] | None = frozenset({audience})
+        else:
+            self.audiences = None if audience is None else frozenset(audience)
+        if self.audiences is not None and not self.audiences:
+            raise ConfigurationError("audience must name at least one audience (or be None)")
+        self.jwks_url: str | None = None
+        if jwks_url is not None:
+            self.jwks_url = _core.check_token_url(
+                jwks_url, allow_insecure_http=allow_insecure_http, what="jwks_url"
+            )
+        self.algorithms = check_algorithms(algorithms)
+        if leeway < 0 or jwks_refresh_interval < 0 or not jwks_max_age > 0 or not timeout > 0:
+            raise ConfigurationError(
+                "leeway and jwks_refresh_interval must be >= 0; jwks_max_age and timeout > 0"
+            )
+        self.leeway = float(leeway)
+        self.require_at_jwt = require_at_jwt
+        self.jwks_refresh_interval = float(jwks_refresh_interval)
+        self.jwks_max_age = float(jwks_max_age)
+        self.timeout = float(timeout)
+        self._insecure = allow_insecure_http
+        self._clock = clock
+        self._session = session
+        self._owns_session = session is None
+        self._keys: KeySet | None = None
+        self._fetched_at = float("-inf")  # monotonic time of the last JWKS fetch attempt
+        self._flight: asyncio.Future[KeySet] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ verifying
+
+    async def verify(self, token: str | Token) -> Claims:
+        """Verify ``token`` and return its claims.
+
+        Raises:
+            TokenVerificationError: the token is refused; the subclass says why
+                (``MalformedToken``, ``DisallowedAlgorithm``, ``UnknownKey``,
+                ``InvalidSignature``, ``TokenExpired``, ``TokenNotYetValid``,
+                ``InvalidIssuer``, ``InvalidAudience``).
+            DiscoveryError, TransportError: the JWK Set could not be obtained.
+        """
+        raw = token.access_token if isinstance(token, Token) else token
+        if not isinstance(raw, str):
+            raise MalformedToken(f"expected a str or Token, got {type(raw).__name__}")
+        parts = split_jws(raw)
+        alg, kid = self._check_header(parts.header)
+        key = await self._key_for(kid, alg)
+        if not key.verify(alg, parts.signing_input, parts.signature):
+            raise InvalidSignature(
+                f"the token's {alg} signature does not verify with JWKS key {key.kid!r}"
+            )
+        claims = claims_from(parts)
+        check_claims(
+            claims,
+            issuer=self.issuer,
+            audiences=self.audiences,
+            now=self._clock(),
+            leeway=self.leeway,
+        )
+        return claims
+
+    def _check_header(self, header: dict[str, object]) -> tuple[str, str | None]:
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+        # Both are attacker-controlled and end up in messages: keep them short.
+        if not isinstance(alg, str) or len(alg) > 16:
+            raise MalformedToken("the token header has no short 'alg' string")
+        if kid is not None and (not isinstance(kid, str) or len(kid) > 256):
+            raise MalformedToken("the token header's 'kid' is not a string of <= 256 chars")
+        if "crit" in header:  # RFC 7515 §4.1.11: we understand no extension
+            raise MalformedToken("the token header has 'crit' extensions tokenfleet cannot honour")
+        if alg.lower() == "none":
+            raise DisallowedAlgorithm("the token is unsigned (alg 'none'); refused")
+        if alg.upper().startswith("HS"):
+            raise DisallowedAlgorithm(
+                f"the token says alg {alg!r} (HMAC): a JWKS holds public keys, and an HMAC "
+                "keyed with a public key is the algorithm-confusion attack (RFC 8725 §2.1)"
+            )
+        allowed = self.algorithms or ASYMMETRIC_ALGORITHMS
+        if alg not in allowed:
+            raise DisallowedAlgorithm(
+                f"alg {alg!r} is not allowed; allowed: {', '.join(sorted(allowed))}"
+            )
+        if self.require_at_jwt and not is_at_jwt(typ if isinstance(typ, str) else None):
+            raise MalformedToken(f"the token's typ is {typ!r}, not 'at+jwt' (RFC 9068 §4)")
+        return alg, kid
+
+    async def _key_for(self, kid: str | None, alg: str) -> VerificationKey:
+        keys = await self._current_keys()
+        key = keys.select(kid, alg)
+        if key is None and self._may_refresh():
+            keys = await self._fetch_keys()
+            key = keys.select(kid, alg)
+        if key is None:
+            what = f"kid {kid!r}" if kid is not None else f"no kid (alg {alg})"
+            raise UnknownKey(
+                f"the JWKS of {self.issuer} has no signing key for {what} (it may have been "
+                "rotated out, or the token is not from this issuer)"
+            )
+        return key
+
+    # ------------------------------------------------------------------ the JWK Set
+
+    async def _current_keys(self) -> KeySet:
+        if self._keys is None:
+            return await self._fetch_keys()
+        if time.monotonic() - self._fetched_at > self.jwks_max_age:
+            try:
+                return await self._fetch_keys()
+            except (TransportError, DiscoveryError) as exc:
+                logger.warning(
+                    "tokenfleet: could not refresh the JWKS of %s (%s); using the cached keys",
+                    self.issuer,
+                    exc,
+                )
+        return self._keys
+
+    def _may_refresh(self) -> bool:
+        """An unknown kid refetches at most once per ``jwks_refresh_interval``."""
+        in_flight = self._flight is not None
+        return in_flight or time.monotonic() - self._fetched_at >= self.jwks_refresh_interval
+
+    async def _fetch_keys(self) -> KeySet:
+        """Single flight: every caller awaits the one fetch in progress."""
+        if self._flight is None:
+            self._fetched_at = time.monotonic()
+            flight = asyncio.ensure_future(self._download())
+            flight.add_done_callback(self._landed)
+            self._flight = flight
+        return await asyncio.shield(self._flight)
+
+    def _landed(self, flight: asyncio.Future[KeySet]) -> None:
+        self._flight = None
+        if not flight.cancelled() and flight.exception() is None:
+            self._keys = flight.result()
+
+    async def _download(self) -> KeySet:
+        session = self._get_session()
+        try:
+            async with asyncio.timeout(self.timeout):
+                url = self.jwks_url or await self._discover_jwks_url(session)
+                status, body = await _discovery.get_json(session, url)
+        except TimeoutError:
+            raise FetchTimeout(f"no JWKS for {self.issuer} within {self.timeout:g} s") from None
+        if status != 200:
+            raise DiscoveryError(f"the JWKS at {url} answered HTTP {status}")
+        keys = parse_jwks(body, url=url, allowed=self.algorithms)
+        logger.debug("tokenfleet: fetched the JWKS of %s: %d keys", self.issuer, len(keys.keys))
+        return keys
+
+    async def _discover_jwks_url(self, session: aiohttp.ClientSession) -> str:
+        metadata = await _discovery.fetch_metadata(
+            session, self.issuer, allow_insecure_http=self._insecure
+        )
+        if metadata.jwks_uri is None:
+            raise DiscoveryError(
+                f"the metadata of {self.issuer} has no jwks_uri; pass jwks_url= explicitly"
+            )
+        self.jwks_url = metadata.jwks_uri
+        return metadata.jwks_uri
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ConfigurationError("this JWTVerifier is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=None), headers={"User-Agent": "tokenfleet"}
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Close the HTTP session this verifier opened (a session passed in stays open)."""
+        self._closed = True
+        flight, self._flight = self._flight, None
+        if flight is not None:
+            flight.cancel()
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        audiences = None if self.audiences is None else sorted(self.audiences)
+        return f"JWTVerifier(issuer={self.issuer!r}, audience={audiences!r})"

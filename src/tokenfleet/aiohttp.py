@@ -1,0 +1,176 @@
+"""aiohttp client middleware: bearer tokens from a :class:`~tokenfleet.TokenManager`.
+
+```python
+async with aiohttp.ClientSession(
+    base_url="https://api.example.com",
+    middlewares=[tokenfleet.aiohttp.BearerAuth(tokens)],
+) as http:
+    async with http.get("/orders") as response:
+        ...
+```
+
+Needs aiohttp >= 3.12 (client middlewares). See ``docs/integrations.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payload
+from yarl import URL
+
+from ._bearer import (
+    Origin,
+    check_origin,
+    default_origins,
+    is_endpoint,
+    no_origins_error,
+    origin_of,
+    parse_origins,
+    token_endpoint,
+)
+from ._manager import TokenManager
+from ._models import Token
+
+__all__ = ["BearerAuth"]
+
+
+class BearerAuth:
+    """An aiohttp client middleware that authenticates requests with a bearer token.
+
+    A plain callable matching ``aiohttp.ClientMiddlewareType``: pass it to
+    ``ClientSession(middlewares=[...])`` or to one request (``middlewares=[...]``).
+
+    For each request to an allowed origin it sets ``Authorization`` from
+    ``manager.get_token(scopes)`` (RFC 6750 §2.1). On a ``401`` (with or without
+    ``WWW-Authenticate: Bearer error="invalid_token"``, RFC 6750 §3.1) it invalidates
+    *that* token, releases the response and sends the request once more with a fresh
+    token; a second ``401`` is returned as it is. Because invalidation is
+    compare-and-delete, a burst of 401s for one revoked token costs one token request.
+
+    Requests it leaves alone (sent unchanged, no token fetched):
+
+    * requests to an origin that is not allowed (see ``origins``);
+    * requests to the manager's token endpoint, so that a session shared with the
+      token client cannot recurse;
+    * requests that already carry an ``Authorization`` header: an explicit credential
+      wins.
+
+    A request whose body cannot be sent twice (an async iterable, a stream, a file
+    object, multipart) is not retried: its ``401`` is returned, after the token has been
+    invalidated, so the caller's own retry gets a fresh one. Bodies given as ``bytes``,
+    ``str``, ``json=`` or a urlencoded form are retried.
+
+    Args:
+        manager: where tokens come from.
+        scopes: the scopes to ask the manager for (``None``: the source's defaults).
+        origins: ``scheme://host[:port]`` values allowed to receive the token. When not
+            given: the origins of the source's RFC 8707 ``resource`` indicators if it has
+            any, otherwise the ``base_url`` of the request's ``ClientSession``. With none
+            of these the middleware raises :class:`~tokenfleet.ConfigurationError` on
+            the first request rather than guess where the token may go.
+        allow_insecure_http: permit sending the token over plain http to a non-loopback
+            host. RFC 6750 §5.3 requires TLS; only for test setups.
+
+    Raises:
+        ConfigurationError: an origin is not ``scheme://host[:port]``, or is plain http
+            to a non-loopback host without ``allow_insecure_http``.
+    """
+
+    def __init__(
+        self,
+        manager: TokenManager,
+        scopes: str | Iterable[str] | None = None,
+        *,
+        origins: str | Iterable[str] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self.manager = manager
+        self.scopes: str | tuple[str, ...] | None = (
+            scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+        )
+        self._insecure = allow_insecure_http
+        self._origins = (
+            parse_origins(origins, allow_insecure_http=allow_insecure_http)
+            if origins is not None
+            else default_origins(manager, allow_insecure_http=allow_insecure_http) or None
+        )
+        self._endpoint = token_endpoint(manager)
+
+    async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
+        if not self._should_authenticate(request):
+            return await handler(request)
+        token = await self.manager.get_token(self.scopes)
+        request.headers[hdrs.AUTHORIZATION] = token.authorization
+        response = await handler(request)
+        if response.status != 401:
+            return response
+        fresh = await self._replacement(token, request, response)
+        if fresh is None:
+            return response
+        request.headers[hdrs.AUTHORIZATION] = fresh.authorization
+        return await handler(request)
+
+    async def _replacement(
+        self, token: Token, request: ClientRequest, response: ClientResponse
+    ) -> Token | None:
+        """After a 401: drop ``token``; a fresh token to retry with, or None to give up.
+
+        On a retry the 401 is released first, so it holds no connection the retry waits for.
+        """
+        try:
+            await self.manager.invalidate(token)
+            if not _replayable(request.body):
+                return None
+            fresh = await self.manager.get_token(self.scopes)
+        except BaseException:
+            response.release()
+            raise
+        if fresh.access_token == token.access_token:
+            return None  # the manager had nothing newer: a retry would fail the same way
+        response.release()
+        # Wait until the first attempt's body writer has stopped (release() cancels it),
+        # so that the retry writes the body from the start, as aiohttp does for redirects.
+        await request.close()
+        return fresh
+
+    def _should_authenticate(self, request: ClientRequest) -> bool:
+        if hdrs.AUTHORIZATION in request.headers or is_endpoint(request.url, self._endpoint):
+            return False
+        return origin_of(request.url) in self._allowed(request)
+
+    def _allowed(self, request: ClientRequest) -> frozenset[Origin]:
+        if self._origins is not None:
+            return self._origins
+        base_url = _session_base_url(request)
+        if base_url is None:
+            raise no_origins_error("aiohttp", " or give the ClientSession a base_url")
+        what = "the ClientSession's base_url"
+        return frozenset({check_origin(base_url, allow_insecure_http=self._insecure, what=what)})
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
+
+
+def _session_base_url(request: ClientRequest) -> URL | None:
+    """The ``base_url`` of the session that made ``request``, if any.
+
+    aiohttp has no public accessor for either, so both lookups tolerate their absence;
+    a missing base_url only ever means "no default origin", never "any origin".
+    """
+    session = getattr(request, "_session", None)
+    base_url = getattr(session, "_base_url", None)
+    return base_url if isinstance(base_url, URL) else None
+
+
+def _replayable(body: payload.Payload | bytes) -> bool:
+    """Whether aiohttp can send this request body again, unchanged.
+
+    Only in-memory bodies qualify: ``BytesPayload`` covers bytes, str, ``json=`` and
+    urlencoded forms. Async iterables and stream readers are drained by the first send;
+    files and multipart bodies depend on seeking back, which a pipe or socket cannot.
+    """
+    if isinstance(body, bytes):
+        return True  # aiohttp's b"" for "no body"
+    return isinstance(body, payload.BytesPayload) and not body.consumed

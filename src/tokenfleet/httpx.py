@@ -1,0 +1,147 @@
+"""httpx authentication: bearer tokens from a :class:`~tokenfleet.TokenManager`.
+
+```python
+auth = tokenfleet.httpx.BearerAuth(tokens, origins=["https://api.example.com"])
+async with httpx.AsyncClient(base_url="https://api.example.com", auth=auth) as http:
+    response = await http.get("/orders")
+```
+
+An optional extra: ``pip install tokenfleet[httpx]``. Importing ``tokenfleet`` never
+needs httpx; importing this module without it raises an ``ImportError`` that says so.
+See ``docs/integrations.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, Iterable
+from typing import NoReturn
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "tokenfleet.httpx needs httpx, which is not installed: pip install tokenfleet[httpx]",
+        name="httpx",
+    ) from exc
+from yarl import URL
+
+from ._bearer import (
+    default_origins,
+    is_endpoint,
+    no_origins_error,
+    origin_of,
+    parse_origins,
+    token_endpoint,
+)
+from ._exceptions import ConfigurationError
+from ._manager import TokenManager
+
+__all__ = ["BearerAuth"]
+
+
+class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without httpx
+    """An ``httpx.Auth`` that authenticates requests with a bearer token. Async only.
+
+    For each request to an allowed origin it sets ``Authorization`` from
+    ``manager.get_token(scopes)`` (RFC 6750 §2.1). On a ``401`` (with or without
+    ``WWW-Authenticate: Bearer error="invalid_token"``, RFC 6750 §3.1) it invalidates
+    *that* token and sends the request once more with a fresh token; httpx reads and
+    closes the first response and keeps it in ``response.history``. A second ``401`` is
+    returned as it is. Invalidation is compare-and-delete, so a burst of 401s for one
+    revoked token costs one token request.
+
+    Requests it leaves alone (sent unchanged, no token fetched): those to an origin not
+    in ``origins``, to the manager's token endpoint, and those that already carry an
+    ``Authorization`` header. httpx itself drops the header on a redirect to another
+    origin.
+
+    A request whose body cannot be sent twice (an iterator or async iterator, multipart
+    with files) is not retried: its ``401`` is returned, after the token has been
+    invalidated. Bodies given as ``content=bytes|str``, ``json=`` or ``data=`` (a form)
+    are retried. The body is never read into memory to make a retry possible.
+
+    Args:
+        manager: where tokens come from.
+        scopes: the scopes to ask the manager for (``None``: the source's defaults).
+        origins: ``scheme://host[:port]`` values allowed to receive the token. When not
+            given: the origins of the source's RFC 8707 ``resource`` indicators. An
+            ``httpx.Auth`` cannot see the client's ``base_url``, so without either the
+            constructor raises :class:`~tokenfleet.ConfigurationError`.
+        allow_insecure_http: permit sending the token over plain http to a non-loopback
+            host. RFC 6750 §5.3 requires TLS; only for test setups.
+
+    Raises:
+        ConfigurationError: no origins, an origin that is not ``scheme://host[:port]``,
+            or plain http to a non-loopback host without ``allow_insecure_http``.
+    """
+
+    requires_request_body = False  # never buffer a streaming upload just to retry it
+    requires_response_body = False  # the 401's body is not needed to decide
+
+    def __init__(
+        self,
+        manager: TokenManager,
+        scopes: str | Iterable[str] | None = None,
+        *,
+        origins: str | Iterable[str] | None = None,
+        allow_insecure_http: bool = False,
+    ) -> None:
+        self.manager = manager
+        self.scopes: str | tuple[str, ...] | None = (
+            scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+        )
+        self._origins = (
+            parse_origins(origins, allow_insecure_http=allow_insecure_http)
+            if origins is not None
+            else default_origins(manager, allow_insecure_http=allow_insecure_http)
+        )
+        if not self._origins:
+            raise no_origins_error("httpx", "")
+        self._endpoint = token_endpoint(manager)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
+        if not self._should_authenticate(request):
+            yield request
+            return
+        token = await self.manager.get_token(self.scopes)
+        request.headers["Authorization"] = token.authorization
+        response = yield request
+        if response.status_code != 401:
+            return
+        await self.manager.invalidate(token)
+        if not isinstance(request.stream, httpx.ByteStream):
+            return  # an iterator or multipart body: the first send may have drained it
+        fresh = await self.manager.get_token(self.scopes)
+        if fresh.access_token == token.access_token:
+            return  # the manager had nothing newer: a retry would fail the same way
+        request.headers["Authorization"] = fresh.authorization
+        yield request
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        """Not supported: tokenfleet is async. Raises ``ConfigurationError``."""
+        _async_only()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """Not supported: tokenfleet is async. Raises ``ConfigurationError``."""
+        _async_only()
+
+    def _should_authenticate(self, request: httpx.Request) -> bool:
+        if "Authorization" in request.headers:
+            return False
+        url = URL(str(request.url))
+        return not is_endpoint(url, self._endpoint) and origin_of(url) in self._origins
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
+
+
+def _async_only() -> NoReturn:
+    raise ConfigurationError(
+        "tokenfleet.httpx.BearerAuth is async only: use it with httpx.AsyncClient, "
+        "not httpx.Client"
+    )
