@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on an embedded default, as README.md gives it: install tokenfleet into a
-# virtualenv and run examples/quickstart.py (a dev authorization server in-process,
-# 1,000 concurrent callers, one token request). Works on a fresh Debian machine as root.
+# virtualenv and run `tokenfleet demo` (a dev authorization server, worker processes
+# sharing a file store, one token request per token lifetime). Works on a fresh Debian
+# machine as root. Arguments go to `tokenfleet demo` (e.g. --store redis://...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,4 +17,4 @@ if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -e .
-exec .venv/bin/python examples/quickstart.py "$@"
+exec .venv/bin/tokenfleet demo "$@"
