@@ -9,6 +9,7 @@ their client's request type.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from yarl import URL
@@ -18,15 +19,17 @@ from ._exceptions import ConfigurationError
 from ._manager import TokenManager
 
 __all__ = [
+    "FirstOrigin",
     "Origin",
     "check_origin",
     "default_origins",
     "is_endpoint",
-    "no_origins_error",
     "origin_of",
     "parse_origins",
     "token_endpoint",
 ]
+
+logger = logging.getLogger("tokenfleet")
 
 Origin = tuple[str, str, int]  # (scheme, host, port): RFC 6454 §4, ports made explicit
 _MAX_SOURCE_DEPTH = 8  # managers may wrap managers; stop walking ``.source`` somewhere
@@ -113,11 +116,31 @@ def is_endpoint(url: URL, endpoint: tuple[Origin, str] | None) -> bool:
     return endpoint is not None and _endpoint_of(url) == endpoint
 
 
-def no_origins_error(integration: str, hint: str) -> ConfigurationError:
-    """The error for a ``BearerAuth`` that cannot tell where its token may go."""
-    return ConfigurationError(
-        f"tokenfleet.{integration}.BearerAuth does not know which hosts may receive the token, "
-        "and will not guess (a token sent to the wrong host is a token given away): pass "
-        f"origins=['https://api.example.com']{hint}, or a source with resource=... "
-        "(RFC 8707)"
-    )
+class FirstOrigin:
+    """Without any configured origin: the first origin asked for, and only that one.
+
+    Trust on first use, as aiohttp's digest middleware does: a session that talks to one
+    API (the common case, and DESIGN.md's example) just works, and a session that talks
+    to several hosts does not hand the token to the others. A WARNING names the pinned
+    origin once, so the choice is visible; ``origins=`` makes it explicit.
+    """
+
+    def __init__(self, integration: str, *, allow_insecure_http: bool) -> None:
+        self._integration = integration
+        self._insecure = allow_insecure_http
+        self._origin: frozenset[Origin] | None = None
+
+    def allowed(self, url: URL) -> frozenset[Origin]:
+        """The pinned origin, pinning ``url``'s origin on the first call."""
+        if self._origin is None:
+            what = "the first origin asked for"
+            self._origin = frozenset(
+                {check_origin(url, allow_insecure_http=self._insecure, what=what)}
+            )
+            logger.warning(
+                "tokenfleet.%s.BearerAuth: no origins= given; sending the token to %s only "
+                "(the first origin asked for). Pass origins=[...] to choose explicitly",
+                self._integration,
+                url.origin(),
+            )
+        return self._origin

@@ -20,11 +20,11 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payl
 from yarl import URL
 
 from ._bearer import (
+    FirstOrigin,
     Origin,
     check_origin,
     default_origins,
     is_endpoint,
-    no_origins_error,
     origin_of,
     parse_origins,
     token_endpoint,
@@ -66,9 +66,10 @@ class BearerAuth:
         scopes: the scopes to ask the manager for (``None``: the source's defaults).
         origins: ``scheme://host[:port]`` values allowed to receive the token. When not
             given: the origins of the source's RFC 8707 ``resource`` indicators if it has
-            any, otherwise the ``base_url`` of the request's ``ClientSession``. With none
-            of these the middleware raises :class:`~tokenfleet.ConfigurationError` on
-            the first request rather than guess where the token may go.
+            any, otherwise the ``base_url`` of the request's ``ClientSession``, otherwise
+            the first origin a request goes to, and only that one (logged once as a
+            WARNING): a session that talks to several hosts never hands the token to
+            the others.
         allow_insecure_http: permit sending the token over plain http to a non-loopback
             host. RFC 6750 §5.3 requires TLS; only for test setups.
 
@@ -96,6 +97,7 @@ class BearerAuth:
             else default_origins(manager, allow_insecure_http=allow_insecure_http) or None
         )
         self._endpoint = token_endpoint(manager)
+        self._first = FirstOrigin("aiohttp", allow_insecure_http=allow_insecure_http)
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
@@ -145,7 +147,7 @@ class BearerAuth:
             return self._origins
         base_url = _session_base_url(request)
         if base_url is None:
-            raise no_origins_error("aiohttp", " or give the ClientSession a base_url")
+            return self._first.allowed(request.url)
         what = "the ClientSession's base_url"
         return frozenset({check_origin(base_url, allow_insecure_http=self._insecure, what=what)})
 

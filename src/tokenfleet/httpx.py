@@ -26,9 +26,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from yarl import URL
 
 from ._bearer import (
+    FirstOrigin,
     default_origins,
     is_endpoint,
-    no_origins_error,
     origin_of,
     parse_origins,
     token_endpoint,
@@ -64,14 +64,14 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         manager: where tokens come from.
         scopes: the scopes to ask the manager for (``None``: the source's defaults).
         origins: ``scheme://host[:port]`` values allowed to receive the token. When not
-            given: the origins of the source's RFC 8707 ``resource`` indicators. An
-            ``httpx.Auth`` cannot see the client's ``base_url``, so without either the
-            constructor raises :class:`~tokenfleet.ConfigurationError`.
+            given: the origins of the source's RFC 8707 ``resource`` indicators; without
+            those, the first origin a request goes to, and only that one (logged once as
+            a WARNING).
         allow_insecure_http: permit sending the token over plain http to a non-loopback
             host. RFC 6750 §5.3 requires TLS; only for test setups.
 
     Raises:
-        ConfigurationError: no origins, an origin that is not ``scheme://host[:port]``,
+        ConfigurationError: an origin that is not ``scheme://host[:port]``,
             or plain http to a non-loopback host without ``allow_insecure_http``.
     """
 
@@ -95,8 +95,7 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
             if origins is not None
             else default_origins(manager, allow_insecure_http=allow_insecure_http)
         )
-        if not self._origins:
-            raise no_origins_error("httpx", "")
+        self._first = FirstOrigin("httpx", allow_insecure_http=allow_insecure_http)
         self._endpoint = token_endpoint(manager)
 
     async def async_auth_flow(
@@ -134,7 +133,9 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         if "Authorization" in request.headers:
             return False
         url = URL(str(request.url))
-        return not is_endpoint(url, self._endpoint) and origin_of(url) in self._origins
+        if is_endpoint(url, self._endpoint):
+            return False
+        return origin_of(url) in (self._origins or self._first.allowed(url))
 
     def __repr__(self) -> str:
         return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"

@@ -228,13 +228,19 @@ async def test_explicit_origins(idp: DevAuthServer, other: Recorder, tokens: Tok
     assert other.authorizations == [None]
 
 
-async def test_no_origins_and_no_base_url_refuses_to_guess(
-    other: Recorder, tokens: TokenManager
+async def test_no_origins_pins_the_first_origin(
+    idp: DevAuthServer, other: Recorder, tokens: TokenManager, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with session(None, BearerAuth(tokens)) as http:
-        with pytest.raises(ConfigurationError, match=r"origins=.*base_url"):
-            await http.get(other.url + "/ok")
-    assert other.authorizations == []  # refused before anything was sent
+        async with http.get(idp.resource_url) as response:
+            assert response.status == 200  # the first origin asked for gets the token
+        async with http.get(other.url + "/ok") as response:
+            assert response.status == 200
+        async with http.get(idp.resource_url) as response:
+            assert response.status == 200
+    assert other.authorizations == [None]  # another origin never does
+    pinned = [r for r in caplog.records if "first origin asked for" in r.getMessage()]
+    assert len(pinned) == 1
 
 
 async def test_resource_indicator_gives_the_default_origin(

@@ -188,9 +188,14 @@ async def test_resource_indicator_gives_the_default_origin(
     assert other.authorizations == [None]
 
 
-async def test_no_origins_is_refused_at_construction(tokens: TokenManager) -> None:
-    with pytest.raises(ConfigurationError, match=r"origins="):
-        BearerAuth(tokens)
+async def test_no_origins_pins_the_first_origin(
+    idp: DevAuthServer, other: Recorder, tokens: TokenManager
+) -> None:
+    async with httpx.AsyncClient(auth=BearerAuth(tokens)) as http:
+        assert (await http.get(idp.resource_url)).status_code == 200
+        assert (await http.get(other.url + "/ok")).status_code == 200
+        assert (await http.get(idp.resource_url)).status_code == 200
+    assert other.authorizations == [None]
 
 
 @pytest.mark.parametrize(
