@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from . import _core, _otel
 from ._backoff import MAX_KEYS, Backoff, bounded_put
@@ -207,9 +207,9 @@ class TokenManager:
         """
         return self.events.subscribe(callback)
 
-    def _emit(self, kind: EventKind, key: str, **fields: object) -> None:
-        if self.events:
-            self.events.emit(Event(kind=kind, key=key, client_id=self.client_id, **fields))  # type: ignore[arg-type]
+    def _emit(self, kind: EventKind, key: str, **fields: Any) -> None:
+        if self.events:  # building an Event costs; only when someone listens
+            self.events.emit(Event(kind=kind, key=key, client_id=self.client_id, **fields))
 
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """The key under which the token for ``scopes`` is cached and single-flighted."""
@@ -231,14 +231,14 @@ class TokenManager:
             raise ConfigurationError("min_ttl must be >= 0 seconds")
         now = self._clock()
         entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
+        normalized = self._key_for(scopes)[1]
         if entry is not None and entry.usable_until - now > min_ttl:
             if now >= entry.refresh_at:
-                self._refresh_ahead(key, self._key_for(scopes)[1], entry.token, now)
+                self._refresh_ahead(key, normalized, entry.token, now)
             self.stats.hits += 1
             return entry.token
         self.stats.misses += 1
-        scopes_t = self._key_for(scopes)[1]
-        return await self._await_flight(key, scopes_t, entry.token if entry else None, min_ttl)
+        return await self._await_flight(key, normalized, entry.token if entry else None, min_ttl)
 
     async def _store_entry(self, key: str) -> _Entry | None:
         """Without a near cache: the store's token as an entry (no jitter)."""
