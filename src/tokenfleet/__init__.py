@@ -49,6 +49,7 @@ from ._source import KeyedTokenSource as KeyedTokenSource
 from ._source import TokenSource as TokenSource
 from ._stats import Stats as Stats
 from ._verifier import JWTVerifier as JWTVerifier
+from .stores import AesGcmCipher as AesGcmCipher
 from .stores import FileStore as FileStore
 from .stores import FleetStore as FleetStore
 from .stores import MemoryStore as MemoryStore
@@ -59,6 +60,7 @@ from .stores import store_from_url as store_from_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "AesGcmCipher",
     "Claims",
     "ClientCredentials",
     "ConfigurationError",

@@ -251,7 +251,7 @@ def _decode_object(body: bytes, status: int, content_type: str) -> dict[str, Any
         )
     try:
         return _json_object.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 is not a DecodeError
         raise InvalidTokenResponse(
             f"the token endpoint answered HTTP {status} with a body that is not a JSON object "
             f"({_short_type(content_type)}, {len(body)} bytes)",
@@ -445,7 +445,7 @@ def _error_fields(body: bytes, content_type: str) -> _ErrorResponse:
         return _ErrorResponse()
     try:
         data = _json_object.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         return _ErrorResponse()
     return _ErrorResponse(
         error=_str_or_none(data.get("error")),

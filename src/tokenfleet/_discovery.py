@@ -116,7 +116,7 @@ def parse_metadata(
     try:
         data = _json_object.decode(body)
         wire = msgspec.convert(data, _Wire)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         raise DiscoveryError(f"the metadata at {url} is not usable: {exc}") from None
     if wire.issuer != issuer:
         # RFC 8414 §3.3: the values MUST be identical, or the document must not be used.

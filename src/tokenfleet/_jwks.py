@@ -119,7 +119,7 @@ def parse_jwks(body: bytes, *, url: str, allowed: frozenset[str] | None) -> KeyS
     """
     try:
         data = _json_object.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise DiscoveryError(f"the JWKS at {url} is not a JSON object") from None
     entries = data.get("keys")
     if not isinstance(entries, list):

@@ -12,13 +12,22 @@ from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from .._exceptions import ConfigurationError
+from ._crypto import AesGcmCipher as AesGcmCipher
 from ._protocol import FleetStore as FleetStore
 from ._protocol import TokenStore as TokenStore
 from .file import FileStore as FileStore
 from .memory import MemoryStore as MemoryStore
 from .redis import RedisStore as RedisStore
 
-__all__ = ["FileStore", "FleetStore", "MemoryStore", "RedisStore", "TokenStore", "store_from_url"]
+__all__ = [
+    "AesGcmCipher",
+    "FileStore",
+    "FleetStore",
+    "MemoryStore",
+    "RedisStore",
+    "TokenStore",
+    "store_from_url",
+]
 
 
 def _memory(url: str) -> TokenStore:
@@ -60,7 +69,10 @@ def store_from_url(url: str) -> TokenStore:
     """
     if not isinstance(url, str):
         raise ConfigurationError(f"store URL must be a str, got {type(url).__name__}")
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise ConfigurationError(f"invalid store URL: {exc}") from None  # may hold a password
     factory = _SCHEMES.get(scheme)
     if factory is None:
         known = ", ".join(f"{name}://" for name in sorted(_SCHEMES))

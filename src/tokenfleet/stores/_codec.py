@@ -10,8 +10,14 @@ The wire format is a msgpack array ``[v, fp, until, token]``:
   it: :func:`header` gives the fixed leading bytes for a fingerprint;
 * ``until``: the absolute deadline (Unix seconds) given by the store's ``ttl``; a store
   without its own expiry (the file store) treats the entry as a miss from then on;
-* ``token``: the msgpack-encoded :class:`~tokenfleet.Token`, passed through the optional
-  ``cipher`` (a hook for encryption at rest; none is built in).
+* ``token``: the msgpack-encoded :class:`~tokenfleet.Token`; with a ``cipher`` (encryption
+  at rest, e.g. :class:`~tokenfleet.AesGcmCipher`), the byte ``0xC1`` (never valid msgpack,
+  so sealed and clear entries cannot be confused) then the cipher's sealed bytes, whose
+  associated data is the cache key, the version, the fingerprint and ``until``: an entry
+  copied to another key, or with its header edited, does not open.
+
+The fingerprint (48 bits of SHA-256 of the access token) stays in clear: it tells which
+token an entry holds, not what the token is.
 
 Anything that does not decode (another version, truncated, garbage, wrong types, a
 fingerprint that does not match its token) is a miss, reported by :class:`Codec` with one
@@ -29,23 +35,38 @@ import msgspec
 
 from .._models import Token
 
-__all__ = ["VERSION", "Cipher", "Codec", "Cooldown", "decode", "encode", "header"]
+__all__ = [
+    "VERSION",
+    "Cipher",
+    "Codec",
+    "Cooldown",
+    "associated_data",
+    "decode",
+    "encode",
+    "header",
+]
 
 VERSION = 1
+_SEALED = b"\xc1"  # msgpack's one never-used byte: marks a sealed token body
 _WARN_EVERY = 60.0  # seconds between two "unreadable entry" warnings of one store
 
 logger = logging.getLogger("tokenfleet")
 
 
 class Cipher(Protocol):
-    """Optional encryption at rest for stored tokens (the hook; none is built in)."""
+    """Encryption at rest for stored tokens (:class:`~tokenfleet.AesGcmCipher` is one).
 
-    def seal(self, data: bytes) -> bytes:
-        """Encrypt (and authenticate) ``data``."""
+    Both methods get the same ``associated_data`` for one entry: authenticated, not
+    encrypted, and required to match for ``open`` to succeed (AEAD, RFC 5116).
+    """
+
+    def seal(self, data: bytes, associated_data: bytes) -> bytes:
+        """Encrypt and authenticate ``data``, bound to ``associated_data``."""
         ...
 
-    def open(self, data: bytes) -> bytes | None:
-        """Decrypt ``data``; ``None`` if it is not authentic or not ours."""
+    def open(self, data: bytes, associated_data: bytes) -> bytes | None:
+        """Decrypt ``data``; ``None`` if it is not authentic, not ours, or not for this
+        ``associated_data``. Must not raise for any input."""
         ...
 
 
@@ -67,6 +88,8 @@ class _Version(msgspec.Struct, array_like=True):
     v: int
 
 
+# msgspec reports invalid UTF-8 in a str field as UnicodeDecodeError, not DecodeError.
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
 _encoder = msgspec.msgpack.Encoder()
 _version_decoder = msgspec.msgpack.Decoder(_Version)
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
@@ -84,38 +107,63 @@ def header(fp: str) -> bytes:
     return b"\x94" + _encoder.encode(VERSION) + _encoder.encode(fp)
 
 
-def encode(token: Token, until: float, *, cipher: Cipher | None = None) -> bytes:
-    """The stored form of ``token``, valid until ``until`` (Unix seconds)."""
+def associated_data(key: str, fp: str, until: float) -> bytes:
+    """What a sealed token is bound to: its cache key and the clear envelope fields."""
+    return _encoder.encode(("tokenfleet", VERSION, key, fp, until))
+
+
+def encode(token: Token, until: float, *, cipher: Cipher | None = None, key: str = "") -> bytes:
+    """The stored form of ``token`` under cache key ``key``, valid until ``until`` (Unix s)."""
     body = _encoder.encode(token)
     if cipher is not None:
-        body = cipher.seal(body)
+        aad = associated_data(key, token.fingerprint, until)
+        body = _SEALED + cipher.seal(body, aad)
     return _encoder.encode(_Envelope(VERSION, token.fingerprint, until, body))
 
 
-def decode_entry(data: bytes, *, cipher: Cipher | None = None) -> tuple[Token, float] | str:
+def decode_entry(
+    data: bytes, *, cipher: Cipher | None = None, key: str = ""
+) -> tuple[Token, float] | str:
     """``(token, until)`` from a stored value, or the reason it cannot be read."""
     try:
         version = _version_decoder.decode(data).v
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return "not a tokenfleet entry (garbage or truncated)"
     if version != VERSION:
         return f"format version {version} (this tokenfleet reads {VERSION})"
     try:
         envelope = _envelope_decoder.decode(data)
-        body = envelope.token if cipher is None else cipher.open(envelope.token)
-        if body is None:
-            return "the cipher refused the entry"
+        body = _unseal(envelope, cipher, key)
+        if isinstance(body, str):
+            return body
         token = _token_decoder.decode(body)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return "a version-1 entry that does not decode (truncated or wrong types)"
     if token.fingerprint != envelope.fp:
         return "the fingerprint does not match the token"
     return token, envelope.until
 
 
-def decode(data: bytes, *, cipher: Cipher | None = None) -> Token | None:
+def _unseal(envelope: _Envelope, cipher: Cipher | None, key: str) -> bytes | str:
+    """The token's msgpack bytes, or why they cannot be had (never the bytes themselves)."""
+    sealed = envelope.token.startswith(_SEALED)
+    if cipher is None:
+        return "an encrypted entry, and this store has no cipher" if sealed else envelope.token
+    if not sealed:
+        return "an unencrypted entry, refused because this store encrypts"
+    aad = associated_data(key, envelope.fp, envelope.until)
+    try:
+        body = cipher.open(envelope.token[len(_SEALED) :], aad)
+    except Exception:  # noqa: BLE001 - a third-party cipher must not crash a read
+        body = None
+    if body is None:
+        return "the cipher refused it (no matching key, tampered, or another key's entry)"
+    return body
+
+
+def decode(data: bytes, *, cipher: Cipher | None = None, key: str = "") -> Token | None:
     """The token in a stored value, or ``None`` if it cannot be read (no logging)."""
-    entry = decode_entry(data, cipher=cipher)
+    entry = decode_entry(data, cipher=cipher, key=key)
     return None if isinstance(entry, str) else entry[0]
 
 
@@ -128,7 +176,7 @@ def decode_cooldown(data: bytes) -> Cooldown | None:
     """A cooldown entry, or ``None`` if it cannot be read."""
     try:
         return _cooldown_decoder.decode(data)
-    except msgspec.DecodeError:
+    except _UNREADABLE:
         return None
 
 
@@ -153,13 +201,13 @@ class Codec:
         self._clock = clock
         self._warned_at: float | None = None
 
-    def encode(self, token: Token, until: float) -> bytes:
+    def encode(self, token: Token, until: float, key: str) -> bytes:
         """See :func:`encode`."""
-        return encode(token, until, cipher=self.cipher)
+        return encode(token, until, cipher=self.cipher, key=key)
 
     def decode(self, data: bytes, key: str, *, now: float | None = None) -> Token | None:
         """The live token in ``data``; a miss (with a warning) if unreadable, or expired."""
-        entry = decode_entry(data, cipher=self.cipher)
+        entry = decode_entry(data, cipher=self.cipher, key=key)
         if isinstance(entry, str):
             self._warn(key, entry)
             return None

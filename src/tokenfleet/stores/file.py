@@ -64,7 +64,7 @@ class FileStore:
         path: the directory; default :func:`default_directory`. Created with mode 0700.
         lock_poll_initial: first backoff (seconds) of a lock waiter's polling.
         lock_poll_max: longest backoff of that polling.
-        cipher: optional encryption at rest (see :class:`._codec.Cipher`).
+        cipher: encryption at rest, e.g. :class:`~tokenfleet.AesGcmCipher`; default none.
 
     Raises:
         ConfigurationError: the directory cannot be created, is not a directory, is
@@ -105,7 +105,7 @@ class FileStore:
         if ttl <= 0:
             _unlink(target)
             return
-        data = self._codec.encode(token, time.time() + ttl)
+        data = self._codec.encode(token, time.time() + ttl, key)
         await asyncio.to_thread(_write_atomic, target, data)
 
     async def delete(self, key: str, token: Token | None = None) -> bool:
@@ -325,6 +325,6 @@ def _read_tombstone(path: Path) -> tuple[str, str] | None:
         if data is None:
             return None
         tombstone = msgspec.msgpack.decode(data, type=_Tombstone)
-    except (StoreError, msgspec.DecodeError):
+    except (StoreError, msgspec.DecodeError, UnicodeDecodeError):
         return None
     return tombstone.key, tombstone.fp

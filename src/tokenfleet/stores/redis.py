@@ -7,8 +7,8 @@ Keys, all with the ``{key}`` hash tag so that they live in one Redis Cluster slo
     <prefix>:{<key>}:cooldown   the fleet-wide cooldown (SET PX until-now)
     <prefix>:invalidate         the pub/sub channel of invalidations
 
-Compare-and-delete does not compare whole values (a later encryption at rest would make
-two encodings of one token differ): the stored envelope starts with the token's
+Compare-and-delete does not compare whole values (with encryption at rest, two encodings
+of one token differ): the stored envelope starts with the token's
 fingerprint (see :mod:`._codec`), and a Lua script compares that fixed-length header.
 """
 
@@ -95,7 +95,7 @@ class RedisStore:
             holder lives.
         op_timeout: upper bound (seconds) of any one Redis call, also for clients
             passed in whose own socket timeouts are unknown.
-        cipher: optional encryption at rest (see :class:`._codec.Cipher`).
+        cipher: encryption at rest, e.g. :class:`~tokenfleet.AesGcmCipher`; default none.
 
     The lock is a lease: ``SET NX PX lock_lease`` with a random owner, extended every
     ``lock_lease / 3`` by the holder (a compare-and-expire script), released by a
@@ -170,7 +170,8 @@ class RedisStore:
             async with asyncio.timeout(self._op_timeout):
                 return await call
         except (RedisError, OSError, TimeoutError, ValueError) as exc:
-            detail = str(exc).replace(self._password, "***") if self._password else str(exc)
+            text = str(exc) or f"no answer within {self._op_timeout:g} s"
+            detail = text.replace(self._password, "***") if self._password else text
             raise StoreError(
                 f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
             ) from exc
@@ -195,7 +196,7 @@ class RedisStore:
         if ttl <= 0:
             await self._run("DEL", self._client.delete(self._key(key)))
             return
-        value = self._codec.encode(token, time.time() + ttl)
+        value = self._codec.encode(token, time.time() + ttl, key)
         await self._run("SET", self._client.set(self._key(key), value, px=_ms(ttl)))
 
     async def delete(self, key: str, token: Token | None = None) -> bool:
@@ -372,7 +373,7 @@ def _invalidation(message: Any) -> tuple[str, str] | None:
         return None
     try:
         key, fp = msgspec.msgpack.decode(message["data"], type=tuple[str, str])
-    except (msgspec.DecodeError, TypeError):
+    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
         return None
     return key, fp
 
