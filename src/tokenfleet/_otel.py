@@ -2,11 +2,13 @@
 
 Only ``opentelemetry-api`` is used, so without an SDK configured by the application the
 instruments are no-ops. Without the package, nothing here is imported and nothing costs
-anything. The hot path is never touched: counts of tokens served are read from
-``manager.stats`` by observable counters when the exporter asks, and everything else
-comes from events (fetches, failures), which are off the hot path.
+anything. The hot path is never touched: counts of calls are read from each manager's
+``stats`` by one observable counter when the exporter asks, and everything else comes
+from events (fetches, failures), which are off the hot path.
 
-Attributes are the client id and the cache key; never a token or a secret.
+The instruments exist once per process (an instrument name registered twice is ignored
+by the SDK), and the managers alive are tracked in a weak set. Attributes are the client
+id and the cache key; never a token or a secret.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Telemetry", "available"]
 
-_SERVED = ("hits", "misses", "fetches", "fetch_errors", "stale_served", "store_errors")
+_OUTCOMES = ("hits", "misses", "fetches", "fetch_errors", "stale_served", "store_errors")
 
 
 def available() -> bool:
@@ -32,63 +34,82 @@ def available() -> bool:
     return importlib.util.find_spec("opentelemetry") is not None
 
 
-class Telemetry:
-    """The OpenTelemetry instruments of one manager."""
+class _Instruments:
+    """The process-wide instruments, created on first use."""
 
-    def __init__(self, manager: TokenManager) -> None:
+    def __init__(self) -> None:
         from opentelemetry import metrics, trace
 
         from . import __version__
 
         meter = metrics.get_meter("tokenfleet", __version__)
-        self._tracer = trace.get_tracer("tokenfleet", __version__)
-        self._attributes = {"tokenfleet.client_id": manager.client_id or ""}
-        self._fetched = meter.create_counter(
+        self.tracer: Any = trace.get_tracer("tokenfleet", __version__)
+        self.managers: weakref.WeakSet[TokenManager] = weakref.WeakSet()
+        self.fetched: Any = meter.create_counter(
             "tokenfleet.tokens.fetched", unit="{token}", description="Tokens fetched"
         )
-        self._failed = meter.create_counter(
+        self.failed: Any = meter.create_counter(
             "tokenfleet.fetch.errors", unit="{error}", description="Failed token fetches"
         )
-        self._latency = meter.create_histogram(
+        self.latency: Any = meter.create_histogram(
             "tokenfleet.token_endpoint.duration",
             unit="s",
             description="Time to get a token from the token endpoint",
         )
-        owner = weakref.ref(manager)  # the meter must not keep a closed manager alive
-        attributes = self._attributes
-
-        def observe(_options: Any) -> Iterable[Any]:
-            from opentelemetry.metrics import Observation
-
-            current = owner()
-            if current is None:
-                return []
-            return [
-                Observation(
-                    getattr(current.stats, name), {**attributes, "tokenfleet.outcome": name}
-                )
-                for name in _SERVED
-            ]
-
         meter.create_observable_counter(
             "tokenfleet.get_token.calls",
-            callbacks=[observe],
+            callbacks=[self._observe],
             unit="{call}",
             description="get_token calls by outcome (hits, misses, ...), from manager.stats",
         )
+
+    def _observe(self, _options: Any) -> Iterable[Any]:
+        from opentelemetry.metrics import Observation
+
+        totals: dict[tuple[str, str], int] = {}
+        for manager in list(self.managers):  # summed per client id
+            client_id = manager.client_id or ""
+            for outcome in _OUTCOMES:
+                key = (client_id, outcome)
+                totals[key] = totals.get(key, 0) + getattr(manager.stats, outcome)
+        return [
+            Observation(value, {"tokenfleet.client_id": client_id, "tokenfleet.outcome": outcome})
+            for (client_id, outcome), value in totals.items()
+        ]
+
+
+_instruments: _Instruments | None = None
+
+
+def _get_instruments() -> _Instruments:
+    global _instruments
+    if _instruments is None:
+        _instruments = _Instruments()
+    return _instruments
+
+
+class Telemetry:
+    """The OpenTelemetry side of one manager."""
+
+    def __init__(self, manager: TokenManager) -> None:
+        self._instruments = _get_instruments()
+        self._instruments.managers.add(manager)
+        self._client_id = manager.client_id or ""
         manager.subscribe(self._on_event)
 
     def span(self, key: str) -> AbstractContextManager[Any]:
         """A span around one fetch from the source."""
-        return self._tracer.start_as_current_span(
-            "tokenfleet.fetch_token", attributes={**self._attributes, "tokenfleet.key": key}
+        span: AbstractContextManager[Any] = self._instruments.tracer.start_as_current_span(
+            "tokenfleet.fetch_token",
+            attributes={"tokenfleet.client_id": self._client_id, "tokenfleet.key": key},
         )
+        return span
 
     def _on_event(self, event: Event) -> None:
-        attributes = {**self._attributes, "tokenfleet.key": event.key}
+        attributes = {"tokenfleet.client_id": self._client_id, "tokenfleet.key": event.key}
         if event.kind == "token_fetched":
-            self._fetched.add(1, attributes)
+            self._instruments.fetched.add(1, attributes)
             if event.latency is not None:
-                self._latency.record(event.latency, attributes)
+                self._instruments.latency.record(event.latency, attributes)
         elif event.kind == "fetch_failed":
-            self._failed.add(1, attributes)
+            self._instruments.failed.add(1, attributes)

@@ -96,11 +96,14 @@ async def trickle(
     await stream.prepare(request)
     chunks = [body[i : i + _SLOW_BODY_CHUNK] for i in range(0, len(body), _SLOW_BODY_CHUNK)]
     pause = duration / max(len(chunks) - 1, 1)
-    for index, chunk in enumerate(chunks):
-        if index:
-            await asyncio.sleep(pause)
-        await stream.write(chunk)
-    await stream.write_eof()
+    try:
+        for index, chunk in enumerate(chunks):
+            if index:
+                await asyncio.sleep(pause)
+            await stream.write(chunk)
+        await stream.write_eof()
+    except ConnectionResetError:  # aiohttp's ClientConnectionResetError included
+        pass  # the client gave up mid-body (its timeout): nothing left to send it
     return stream
 
 
