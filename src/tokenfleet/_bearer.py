@@ -19,11 +19,13 @@ from ._exceptions import ConfigurationError
 from ._manager import TokenManager
 
 __all__ = [
+    "Destinations",
     "FirstOrigin",
     "Origin",
     "check_origin",
     "default_origins",
     "is_endpoint",
+    "normalize_scopes",
     "origin_of",
     "parse_origins",
     "token_endpoint",
@@ -144,3 +146,48 @@ class FirstOrigin:
                 url.origin(),
             )
         return self._origin
+
+
+class Destinations:
+    """Where one ``BearerAuth`` may send its token: the rules above, put together.
+
+    ``origins=`` if given; else the source's RFC 8707 resources; else (aiohttp only) the
+    session's ``base_url``, looked up per request; else the first origin asked for.
+    """
+
+    def __init__(
+        self,
+        integration: str,
+        manager: TokenManager,
+        origins: str | Iterable[str] | None,
+        *,
+        allow_insecure_http: bool,
+    ) -> None:
+        self.insecure = allow_insecure_http
+        self.fixed = (
+            parse_origins(origins, allow_insecure_http=allow_insecure_http)
+            if origins is not None
+            else default_origins(manager, allow_insecure_http=allow_insecure_http)
+        )
+        self.first = FirstOrigin(integration, allow_insecure_http=allow_insecure_http)
+        self.endpoint = token_endpoint(manager)
+
+    def allows(self, url: URL, base_url: URL | None = None) -> bool:
+        """Whether a request to ``url`` (of a session with ``base_url``) gets the token."""
+        if is_endpoint(url, self.endpoint):
+            return False  # the token endpoint itself: never (and no recursion)
+        if self.fixed:
+            allowed = self.fixed
+        elif base_url is not None:
+            what = "the ClientSession's base_url"
+            allowed = frozenset(
+                {check_origin(base_url, allow_insecure_http=self.insecure, what=what)}
+            )
+        else:
+            allowed = self.first.allowed(url)
+        return origin_of(url) in allowed
+
+
+def normalize_scopes(scopes: str | Iterable[str] | None) -> str | tuple[str, ...] | None:
+    """Scopes as given, made hashable (the manager caches keys per scope argument)."""
+    return scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)

@@ -32,6 +32,7 @@ from ._exceptions import (
     TokenEndpointError,
     TransportError,
 )
+from ._http import LazySession
 from ._models import Secret, Token
 
 __all__ = ["ClientCredentials", "Retry"]
@@ -193,10 +194,8 @@ class ClientCredentials:
             clock=clock,
         )
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
-        self._session = session
-        self._owns_session = session is None
+        self._http = LazySession("ClientCredentials", session)
         self._clock = clock
-        self._closed = False
 
     # ------------------------------------------------------------------ TokenSource
 
@@ -270,7 +269,7 @@ class ClientCredentials:
             "Content-Type": "application/x-www-form-urlencoded",
         }
         sensitive = self._auth.apply(form, headers)
-        session = self._get_session()
+        session = self._http.get()
         issued_at = self._clock()  # before sending: expiry errs on the early side
         try:
             async with session.post(
@@ -348,7 +347,7 @@ class ClientCredentials:
         async with self._metadata_lock:  # single flight: concurrent first fetches wait
             if self._metadata is None:
                 self._metadata = await _discovery.fetch_metadata(
-                    self._get_session(),
+                    self._http.get(),
                     self.issuer,
                     allow_insecure_http=self._insecure,
                     ssl=self._ssl,
@@ -371,22 +370,9 @@ class ClientCredentials:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ConfigurationError("this ClientCredentials is closed; create a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None),
-                headers={"User-Agent": "tokenfleet"},
-            )
-        return self._session
-
     async def aclose(self) -> None:
         """Close the HTTP session this client opened (a session passed in stays open)."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -30,6 +30,7 @@ from ._exceptions import (
     TransportError,
     UnknownKey,
 )
+from ._http import LazySession
 from ._jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
 from ._jwt import Claims, check_claims, claims_from, is_at_jwt, split_jws
 from ._models import Token
@@ -107,12 +108,10 @@ class JWTVerifier:
         self.timeout = float(timeout)
         self._insecure = allow_insecure_http
         self._clock = clock
-        self._session = session
-        self._owns_session = session is None
+        self._http = LazySession("JWTVerifier", session)
         self._keys: KeySet | None = None
         self._fetched_at = float("-inf")  # monotonic time of the last JWKS fetch attempt
         self._flight: asyncio.Future[KeySet] | None = None
-        self._closed = False
 
     # ------------------------------------------------------------------ verifying
 
@@ -221,7 +220,7 @@ class JWTVerifier:
             self._keys = flight.result()
 
     async def _download(self) -> KeySet:
-        session = self._get_session()
+        session = self._http.get()
         try:
             async with asyncio.timeout(self.timeout):
                 url = self.jwks_url or await self._discover_jwks_url(session)
@@ -247,24 +246,12 @@ class JWTVerifier:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ConfigurationError("this JWTVerifier is closed; create a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None), headers={"User-Agent": "tokenfleet"}
-            )
-        return self._session
-
     async def aclose(self) -> None:
         """Close the HTTP session this verifier opened (a session passed in stays open)."""
-        self._closed = True
         flight, self._flight = self._flight, None
         if flight is not None:
             flight.cancel()
-        session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            await session.close()
+        await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

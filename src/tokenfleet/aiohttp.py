@@ -19,16 +19,7 @@ from collections.abc import Iterable
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payload
 from yarl import URL
 
-from ._bearer import (
-    FirstOrigin,
-    Origin,
-    check_origin,
-    default_origins,
-    is_endpoint,
-    origin_of,
-    parse_origins,
-    token_endpoint,
-)
+from ._bearer import Destinations, normalize_scopes
 from ._manager import TokenManager
 from ._models import Token
 
@@ -87,17 +78,10 @@ class BearerAuth:
         allow_insecure_http: bool = False,
     ) -> None:
         self.manager = manager
-        self.scopes: str | tuple[str, ...] | None = (
-            scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+        self.scopes = normalize_scopes(scopes)
+        self._to = Destinations(
+            "aiohttp", manager, origins, allow_insecure_http=allow_insecure_http
         )
-        self._insecure = allow_insecure_http
-        self._origins = (
-            parse_origins(origins, allow_insecure_http=allow_insecure_http)
-            if origins is not None
-            else default_origins(manager, allow_insecure_http=allow_insecure_http) or None
-        )
-        self._endpoint = token_endpoint(manager)
-        self._first = FirstOrigin("aiohttp", allow_insecure_http=allow_insecure_http)
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
@@ -138,18 +122,9 @@ class BearerAuth:
         return fresh
 
     def _should_authenticate(self, request: ClientRequest) -> bool:
-        if hdrs.AUTHORIZATION in request.headers or is_endpoint(request.url, self._endpoint):
-            return False
-        return origin_of(request.url) in self._allowed(request)
-
-    def _allowed(self, request: ClientRequest) -> frozenset[Origin]:
-        if self._origins is not None:
-            return self._origins
-        base_url = _session_base_url(request)
-        if base_url is None:
-            return self._first.allowed(request.url)
-        what = "the ClientSession's base_url"
-        return frozenset({check_origin(base_url, allow_insecure_http=self._insecure, what=what)})
+        if hdrs.AUTHORIZATION in request.headers:
+            return False  # the caller chose its own credentials
+        return self._to.allows(request.url, _session_base_url(request))
 
     def __repr__(self) -> str:
         return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"

@@ -25,14 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 from yarl import URL
 
-from ._bearer import (
-    FirstOrigin,
-    default_origins,
-    is_endpoint,
-    origin_of,
-    parse_origins,
-    token_endpoint,
-)
+from ._bearer import Destinations, normalize_scopes
 from ._exceptions import ConfigurationError
 from ._manager import TokenManager
 
@@ -87,16 +80,8 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         allow_insecure_http: bool = False,
     ) -> None:
         self.manager = manager
-        self.scopes: str | tuple[str, ...] | None = (
-            scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
-        )
-        self._origins = (
-            parse_origins(origins, allow_insecure_http=allow_insecure_http)
-            if origins is not None
-            else default_origins(manager, allow_insecure_http=allow_insecure_http)
-        )
-        self._first = FirstOrigin("httpx", allow_insecure_http=allow_insecure_http)
-        self._endpoint = token_endpoint(manager)
+        self.scopes = normalize_scopes(scopes)
+        self._to = Destinations("httpx", manager, origins, allow_insecure_http=allow_insecure_http)
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -131,11 +116,8 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
 
     def _should_authenticate(self, request: httpx.Request) -> bool:
         if "Authorization" in request.headers:
-            return False
-        url = URL(str(request.url))
-        if is_endpoint(url, self._endpoint):
-            return False
-        return origin_of(url) in (self._origins or self._first.allowed(url))
+            return False  # the caller chose its own credentials
+        return self._to.allows(URL(str(request.url)))
 
     def __repr__(self) -> str:
         return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
