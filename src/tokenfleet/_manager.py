@@ -45,7 +45,7 @@ from ._exceptions import (
 )
 from ._fleet import FleetSignals
 from ._models import Token
-from ._singleflight import SingleFlight
+from ._singleflight import SingleFlight, cancel_and_wait
 from ._source import KeyedTokenSource, TokenSource
 from ._stats import Stats
 from .stores import FleetStore, MemoryStore, TokenStore
@@ -532,11 +532,10 @@ class TokenManager:
         self._closed = True
         self._near.clear()
         await self._flights.cancel_all()
-        if self._listener is not None:
-            self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
         if self._close_store:
-            await self.store.aclose()
+            await self.store.aclose()  # also ends the store's invalidation iterators
+        if self._listener is not None:
+            await cancel_and_wait([self._listener])
         aclose = getattr(self.source, "aclose", None)
         if self._close_source and aclose is not None:
             await aclose()

@@ -15,7 +15,6 @@ fingerprint (see :mod:`._codec`), and a Lua script compares that fixed-length he
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
+from .._singleflight import cancel_and_wait
 from . import _codec
 
 __all__ = ["RedisStore"]
@@ -228,9 +228,7 @@ class RedisStore:
             yield acquired
         finally:
             if renewer is not None:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
+                await cancel_and_wait([renewer])
             if acquired:
                 await self._unlock(lock_key, owner)
 
