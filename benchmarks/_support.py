@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scenarios: the dev server in its own process, timing."""
+"""Shared helpers for the benchmark scenarios: the dev server in its own process, timing,
+and the HTTP settings every contender gets."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ class Server:
     @property
     def client_secret(self) -> str:
         return self.info["client_secret"]
+
+    @property
+    def url(self) -> str:
+        return self.info["url"]
 
     def stats(self) -> dict[str, int]:
         url = self.info["url"] + "/stats"
@@ -70,6 +75,21 @@ def dev_server(lifetime: float = 3600.0, latency: float = 0.02) -> Iterator[Serv
         process.wait(timeout=10)
         if process.stdout is not None:
             process.stdout.close()
+
+
+# The same HTTP settings for every contender (where the library lets us set them).
+POOL = 100  # connections per client
+TIMEOUT = 10.0  # seconds, whole request
+LATENCY = 0.02  # the token endpoint's answer takes this long (a realistic IdP on a LAN)
+BOUND = 600.0  # no single measurement may take longer than this, in seconds
+
+
+async def per_call_ns(call: Callable[[], Awaitable[object]], calls: int) -> float:
+    """Nanoseconds per ``await call()``, over ``calls`` sequential calls."""
+    started = time.perf_counter_ns()
+    for _ in range(calls):
+        await call()
+    return (time.perf_counter_ns() - started) / calls
 
 
 def median(values: list[float]) -> float:

@@ -1,10 +1,12 @@
-"""Run the tokenfleet benchmarks and print one markdown table.
+"""Run the benchmarks: tokenfleet beside its peers, one table.
 
-    python benchmarks/run.py [--repeat N] [--quick]
+    python benchmarks/run.py [--quick] [--repeat N] [--latency S] [--only SCENARIO ...]
 
-Every measurement runs in a fresh process (``scenarios.py``); the dev authorization
-server runs in yet another process, so its CPU does not count against the client.
-Repeats are interleaved. The table shows medians with min-max over the repeats.
+Needs the ``bench`` extra (``pip install -e '.[bench]'``; ``tox -e bench`` does it) and
+``redis-server`` on the PATH; installs nothing itself. Every measurement runs in a fresh
+process (``measure.py``), the dev authorization server in yet another one; every
+scenario for every contender runs once per repeat, interleaved. The table shows medians
+with min–max over the repeats.
 """
 
 from __future__ import annotations
@@ -12,154 +14,109 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
-from importlib import metadata
+import time
 from pathlib import Path
 from typing import Any
 
-from _support import median
+from _support import BOUND, LATENCY
+from contenders import NAMES, TOKENFLEET, load
+from report import render
 
-HERE = Path(__file__).parent
-
-
-def measure(name: str, *args: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    out = subprocess.run(
-        [sys.executable, str(HERE / "scenarios.py"), name, *map(str, args)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+HERE = Path(__file__).resolve().parent
+SCENARIOS = ("cold", "expiry", "warm", "get_token", "fleet", "redis", "memory", "jwt")
+CONTROL_NAMES = ("control_aiohttp", "control_httpx")
+# httpx 0.28 alone fails the 1,000 herd (every request: PoolTimeout or ConnectTimeout, see
+# the control row), and at 10,000 only waits out its timeouts for minutes per run. Authlib
+# is still run: its lock lets one request at a time into the pool, and it gets through.
+HTTPX_NAMES = ("tokenfleet_httpx", "httpxauth", "control_httpx")
+SKIPPED_HTTPX = "not run: httpx alone fails at 1,000 already (control row)"
+ONCE = ("memory_rss", "memory_traced")  # deterministic enough to measure once per run
 
 
-def spread(values: list[float], fmt: str = "{:.0f}") -> str:
-    return f"{fmt.format(median(values))} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+def measure(scenario: str, params: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in a fresh process; a failure becomes ``{"error": ...}``."""
+    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, str(HERE / "measure.py"), scenario, json.dumps(params)]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=BOUND, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {BOUND:.0f} s"}
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": last[:160]}
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def verdict(ok: bool) -> str:
-    return "pass" if ok else "**FAIL**"
+def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
+    """(cell key, scenario, params) for one repeat, in the order they run."""
+    latency = {"latency": args.latency}
+    sizes = (100, 1000) if args.quick else (100, 1000, 10_000)
+    calls = 1000 if args.quick else 5000
+    steps: list[tuple[str, str, dict[str, Any]]] = []
+    for size in sizes:
+        for name in NAMES + CONTROL_NAMES:
+            params = {"name": name, "size": size, **latency}
+            if size > 1000 and name in HTTPX_NAMES:
+                params = {"na": SKIPPED_HTTPX}
+            steps.append((f"cold{size}/{name}", "cold", params))
+    steps += [(f"expiry/{n}", "expiry", {"name": n, **latency}) for n in NAMES]
+    steps += [(f"warm/{n}", "warm", {"name": n, "calls": calls, **latency}) for n in NAMES]
+    steps += [(f"get_token/{n}", "get_token", {"name": n, **latency}) for n in NAMES]
+    for name in NAMES:
+        if name == "tokenfleet_httpx":
+            continue  # the same TokenManager and stores as tokenfleet + aiohttp
+        for sharing in ("none", *load(name).sharing):
+            params = {"name": name, "sharing": sharing, **latency}
+            steps.append((f"fleet-{sharing}/{name}", "fleet", params))
+    steps += [(s, s, dict(latency)) for s in ("redis", "memory_rss", "memory_traced", "jwt")]
+    return [
+        step for step in steps if step[1].removesuffix("_rss").removesuffix("_traced") in args.only
+    ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (3)")
     parser.add_argument("--quick", action="store_true", help="smaller herds, one repeat")
+    parser.add_argument("--latency", type=float, default=LATENCY, help="token endpoint delay, s")
+    parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS)
+    parser.add_argument("--save", type=Path, help="also write the raw results here (JSON)")
+    parser.add_argument("--load", type=Path, help="render saved raw results, run nothing")
     args = parser.parse_args()
-    repeat = 1 if args.quick else args.repeat
-    sizes = (100, 1000) if args.quick else (100, 1000, 10_000)
-
+    if args.load:
+        saved = json.loads(args.load.read_text())
+        print(render(saved["runs"], saved["context"]))
+        return
+    repeat = 1 if args.quick else max(1, min(args.repeat, 10))
+    steps = plan(args)
+    started, load_before = time.time(), os.getloadavg()
     runs: dict[str, list[dict[str, Any]]] = {}
-    for _ in range(repeat):  # interleave the scenarios across repeats
-        runs.setdefault("warm", []).append(measure("warm"))
-        for size in sizes:
-            runs.setdefault(f"herd{size}", []).append(measure("herd", size))
-        runs.setdefault("refresh", []).append(measure("refresh"))
-        runs.setdefault("redis", []).append(measure("redis"))
-        runs.setdefault("fleet", []).append(measure("fleet"))
-
-    rows = []
-    warm = runs["warm"]
-    base = [r["baseline_ns"] for r in warm]
-    ours = [r["get_token_ns"] for r in warm]
-    ratios = [o / b for o, b in zip(ours, base, strict=True)]
-    rows.append(("warm: coroutine returning a dict value (floor)", spread(base) + " ns", "", ""))
-    rows.append(
-        (
-            "warm: `get_token()`, MemoryStore",
-            spread(ours) + " ns",
-            "≤ 3× floor",
-            f"{median(ratios):.2f}× {verdict(median(ratios) <= 3)}",
-        )
-    )
-    for size in sizes:
-        herd = runs[f"herd{size}"]
-        requests = [r["requests"] for r in herd]
-        errors = sum(r["errors"] for r in herd)
-        wall = [r["wall_ms"] for r in herd]
-        rows.append(
-            (
-                f"cold herd: {size:,} coroutines → token requests",
-                f"{spread(requests)} (errors {errors}, wall {spread(wall)} ms)",
-                "1",
-                verdict(max(requests) == 1 and errors == 0),
-            )
-        )
-    refresh = runs["refresh"]
-    slowest = [r["slowest_ms"] for r in refresh]
-    latency = refresh[0]["server_latency_ms"]
-    rows.append(
-        (
-            f"refresh: slowest get_token, 1,000 callers × {refresh[0]['lifetimes']:.0f} "
-            f"lifetimes (server latency {latency:.0f} ms)",
-            spread(slowest, "{:.2f}") + " ms",
-            f"≪ {latency:.0f} ms",
-            verdict(max(slowest) < latency / 2),
-        )
-    )
-    rows.append(
-        (
-            "refresh: token requests / expired tokens handed out",
-            f"{spread([r['requests'] for r in refresh])} / {sum(r['expired'] for r in refresh)}",
-            "1 per cycle / 0",
-            verdict(sum(r["expired"] for r in refresh) == 0),
-        )
-    )
-
-    redis = runs["redis"]
-    near = [r["near_ns"] / r["memory_ns"] for r in redis]
-    direct = [r["direct_ns"] / r["bare_get_ns"] for r in redis]
-    rows.append(
-        (
-            "RedisStore `get_token()`, near cache",
-            spread([r["near_ns"] for r in redis]) + " ns",
-            "≤ 3× MemoryStore",
-            f"{median(near):.2f}× {verdict(median(near) <= 3)}",
-        )
-    )
-    rows.append(
-        (
-            "RedisStore `get_token()`, no near cache",
-            spread([r["direct_ns"] / 1000 for r in redis], "{:.1f}") + " µs",
-            "≤ 1.5× bare GET",
-            f"{median(direct):.2f}× {verdict(median(direct) <= 1.5)}",
-        )
-    )
-    rows.append(
-        (
-            "bare redis-py `GET` of the same key",
-            spread([r["bare_get_ns"] / 1000 for r in redis], "{:.1f}") + " µs",
-            "",
-            "",
-        )
-    )
-    fleet = runs["fleet"]
-    shape = f"{fleet[0]['processes']} processes × {fleet[0]['coroutines']} coroutines"
-    for store in ("file", "redis"):
-        requests = [r[f"{store}_requests"] for r in fleet]
-        errors = sum(r[f"{store}_errors"] for r in fleet)
-        rows.append(
-            (
-                f"fleet, cold, {store.capitalize()}Store: {shape} → token requests",
-                f"{spread(requests)} (errors {errors})",
-                "1",
-                verdict(max(requests) == 1 and errors == 0),
-            )
-        )
-
-    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("aiohttp", "msgspec", "redis"))
-    print(
-        f"tokenfleet {metadata.version('tokenfleet')} · Python {platform.python_version()} · "
-        f"{os.cpu_count()} cores · {versions} · {repeat} repeat(s), median (min–max)\n"
-    )
-    print("| scenario | tokenfleet | target | result |")
-    print("|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    for number in range(repeat):  # every scenario for every contender, then again
+        for index, (key, scenario, params) in enumerate(steps, 1):
+            print(f"[{number + 1}/{repeat}] {index}/{len(steps)} {key}", file=sys.stderr)
+            if "na" in params:
+                runs.setdefault(key, [params])
+                continue
+            if number > 0 and scenario in ONCE:
+                continue
+            runs.setdefault(key, []).append(measure(scenario, params))
+    context = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
+        "repeat": repeat,
+        "latency": args.latency,
+        "minutes": (time.time() - started) / 60,
+        "load": (load_before, os.getloadavg()),
+        "quick": args.quick,
+        "tokenfleet": TOKENFLEET,
+    }
+    if args.save:
+        args.save.write_text(json.dumps({"runs": runs, "context": context}))
+    print(render(runs, context))
 
 
 if __name__ == "__main__":

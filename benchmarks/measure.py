@@ -1,0 +1,40 @@
+"""One measurement in a fresh process; prints one JSON object. ``run.py`` calls this.
+
+python benchmarks/measure.py SCENARIO '{"name": ..., ...}'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from scenarios import cold_herd, expiry_herd, fleet, get_token_cost, tokenfleet_only, warm_overhead
+
+SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    "cold": cold_herd.run,
+    "expiry": expiry_herd.run,
+    "warm": warm_overhead.run,
+    "get_token": get_token_cost.run,
+    "fleet": fleet.run,
+    "redis": tokenfleet_only.redis_store,
+    "memory_rss": functools.partial(tokenfleet_only.memory, method="rss"),
+    "memory_traced": functools.partial(tokenfleet_only.memory, method="tracemalloc"),
+    "jwt": tokenfleet_only.jwt_costs,
+}
+
+
+def main() -> None:
+    scenario, *args = sys.argv[1:]
+    if scenario == "fleet_worker":
+        result = asyncio.run(fleet.worker(*args))
+    else:
+        result = asyncio.run(SCENARIOS[scenario](**json.loads(args[0])))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Scenario 3: sequential authenticated requests with a warm token, beside the same
+requests through the same kind of client, same settings, with a fixed ``Authorization``
+header and no auth library (so the server does the same work for both)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from _support import dev_server
+from contenders import Setup, fixed_authorization, load
+
+
+async def run(name: str, latency: float, calls: int = 5000, rounds: int = 5) -> dict[str, Any]:
+    with dev_server(latency=latency) as server:
+        setup = Setup.of(server)
+        authorization = await fixed_authorization(setup)  # setup, not timed
+        async with load(name)(setup) as contender:
+            await contender.prepare()
+            await contender.call()
+            await contender.bare_call(authorization)
+            per_round = calls // rounds
+            elapsed = {"auth": 0.0, "bare": 0.0}
+            bad = 0
+            for number in range(rounds):  # interleaved; the order alternates per round
+                order = ("auth", "bare") if number % 2 == 0 else ("bare", "auth")
+                for kind in order:
+                    started = time.perf_counter()
+                    for _ in range(per_round):
+                        if kind == "auth":
+                            status = await contender.call()
+                        else:
+                            status = await contender.bare_call(authorization)
+                        bad += status != 200
+                    elapsed[kind] += time.perf_counter() - started
+        done = per_round * rounds
+        return {
+            "auth_rps": done / elapsed["auth"],
+            "bare_rps": done / elapsed["bare"],
+            "ratio": elapsed["bare"] / elapsed["auth"],
+            "errors": bad,
+        }
