@@ -94,6 +94,8 @@ class TokenManager:
             :class:`~tokenfleet.StoreError`.
         near_cache: keep tokens in process memory until their refresh point (default).
             ``False`` reads the store on every call: only useful to measure the store.
+        max_keys: how many cache keys (scope sets, audiences, ...) the near cache holds;
+            beyond it the oldest entry goes and is read from the store again. Default 4096.
         namespace: cache-key prefix, required for sources without ``cache_key()``.
         close_source: whether ``aclose()`` closes the source (default yes: the manager
             owns what it is given).
@@ -117,6 +119,7 @@ class TokenManager:
         max_backoff: float = 60.0,
         fail_open: bool = True,
         near_cache: bool = True,
+        max_keys: int = MAX_KEYS,
         namespace: str | None = None,
         close_source: bool = True,
         close_store: bool = True,
@@ -146,6 +149,9 @@ class TokenManager:
         self.lock_timeout = float(lock_timeout or self.fetch_timeout)
         self.fail_open = fail_open
         self.near_cache = near_cache
+        if not isinstance(max_keys, int) or max_keys < 1:
+            raise ConfigurationError("max_keys must be an int >= 1")
+        self.max_keys = max_keys
         self._backoff = Backoff(min_backoff, max_backoff, clock)
         self._namespace = namespace
         self._close_source = close_source
@@ -450,7 +456,7 @@ class TokenManager:
         usable_until, refresh_at = self._schedule(token, jitter)
         if not self.near_cache:
             return
-        if len(self._near) >= MAX_KEYS and key not in self._near:
+        if len(self._near) >= self.max_keys and key not in self._near:
             del self._near[next(iter(self._near))]
         self._near[key] = _Entry(token, usable_until, refresh_at)
 
@@ -475,7 +481,7 @@ class TokenManager:
                 resources=(),
                 extra_params={},
             )
-        if len(self._keys) >= MAX_KEYS:
+        if len(self._keys) >= max(self.max_keys, MAX_KEYS):
             del self._keys[next(iter(self._keys))]
         self._keys[lookup] = (key, normalized)
         return key, normalized

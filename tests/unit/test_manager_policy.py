@@ -172,3 +172,18 @@ async def test_inflight_table_stays_bounded(clock: Clock) -> None:
             await manager.get_token([f"s{i}"])
         assert len(manager._flights) == 0
         assert source.calls == 200
+
+
+async def test_near_cache_is_bounded_by_max_keys(clock: Clock) -> None:
+    from tokenfleet import ConfigurationError
+
+    source = CountingSource(clock)
+    async with TokenManager(source, clock=clock, max_keys=2) as manager:
+        for scopes in (["a"], ["b"], ["c"]):
+            await manager.get_token(scopes)
+        assert len(manager._near) == 2
+        assert manager.cache_key(["a"]) not in manager._near  # the oldest went
+        await manager.get_token(["a"])  # back from the store, not from the source
+        assert source.calls == 3
+    with pytest.raises(ConfigurationError, match="max_keys"):
+        TokenManager(source, max_keys=0)
