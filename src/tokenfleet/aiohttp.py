@@ -20,6 +20,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payl
 from yarl import URL
 
 from ._bearer import Destinations, normalize_scopes
+from ._exceptions import ConfigurationError
 from ._manager import TokenManager
 from ._models import Token
 
@@ -61,6 +62,9 @@ class BearerAuth:
             the first origin a request goes to, and only that one (logged once as a
             WARNING): a session that talks to several hosts never hands the token to
             the others.
+        min_ttl: ask the manager for a token that stays valid this many more seconds
+            (see ``TokenManager.get_token``): set it to the longest a request may wait
+            for a pooled connection, so the token cannot expire in the queue.
         allow_insecure_http: permit sending the token over plain http to a non-loopback
             host. RFC 6750 §5.3 requires TLS; only for test setups.
 
@@ -76,9 +80,13 @@ class BearerAuth:
         *,
         origins: str | Iterable[str] | None = None,
         allow_insecure_http: bool = False,
+        min_ttl: float = 0.0,
     ) -> None:
         self.manager = manager
         self.scopes = normalize_scopes(scopes)
+        if not min_ttl >= 0:
+            raise ConfigurationError("min_ttl must be >= 0 seconds")
+        self.min_ttl = float(min_ttl)
         self._to = Destinations(
             "aiohttp", manager, origins, allow_insecure_http=allow_insecure_http
         )
@@ -87,7 +95,7 @@ class BearerAuth:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
         if not self._should_authenticate(request):
             return await handler(request)
-        token = await self.manager.get_token(self.scopes)
+        token = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
         if response.status != 401:
@@ -109,7 +117,7 @@ class BearerAuth:
             await self.manager.invalidate(token)
             if not _replayable(request.body):
                 return None
-            fresh = await self.manager.get_token(self.scopes)
+            fresh = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
         except BaseException:
             response.release()
             raise

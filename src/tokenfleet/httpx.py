@@ -60,6 +60,9 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
             given: the origins of the source's RFC 8707 ``resource`` indicators; without
             those, the first origin a request goes to, and only that one (logged once as
             a WARNING).
+        min_ttl: ask the manager for a token that stays valid this many more seconds
+            (see ``TokenManager.get_token``): set it to the longest a request may wait
+            for a pooled connection, so the token cannot expire in the queue.
         allow_insecure_http: permit sending the token over plain http to a non-loopback
             host. RFC 6750 §5.3 requires TLS; only for test setups.
 
@@ -78,9 +81,13 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         *,
         origins: str | Iterable[str] | None = None,
         allow_insecure_http: bool = False,
+        min_ttl: float = 0.0,
     ) -> None:
         self.manager = manager
         self.scopes = normalize_scopes(scopes)
+        if not min_ttl >= 0:
+            raise ConfigurationError("min_ttl must be >= 0 seconds")
+        self.min_ttl = float(min_ttl)
         self._to = Destinations("httpx", manager, origins, allow_insecure_http=allow_insecure_http)
 
     async def async_auth_flow(
@@ -90,7 +97,7 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         if not self._should_authenticate(request):
             yield request
             return
-        token = await self.manager.get_token(self.scopes)
+        token = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code != 401:
@@ -98,7 +105,7 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         await self.manager.invalidate(token)
         if not isinstance(request.stream, httpx.ByteStream):
             return  # an iterator or multipart body: the first send may have drained it
-        fresh = await self.manager.get_token(self.scopes)
+        fresh = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
         if fresh.access_token == token.access_token:
             return  # the manager had nothing newer: a retry would fail the same way
         request.headers["Authorization"] = fresh.authorization

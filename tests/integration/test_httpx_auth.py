@@ -240,3 +240,16 @@ def test_tokenfleet_imports_without_httpx() -> None:
         env={"PYTHONPATH": str(SRC), "PYTHONWARNINGS": "error"},
     )
     assert "pip install tokenfleet[httpx]" in result.stdout
+
+
+async def test_min_ttl_keeps_a_token_from_expiring_in_the_pool_queue(idp: DevAuthServer) -> None:
+    idp.token_lifetime = 10.0
+    async with TokenManager(client_for(idp), leeway=0.5) as manager:
+        auth = BearerAuth(manager, origins=idp.url, min_ttl=9.0)
+        async with httpx.AsyncClient(auth=auth) as http:
+            assert (await http.get(idp.resource_url)).status_code == 200
+            await asyncio.sleep(0.6)  # the token now has < 9 s of usable life left
+            assert (await http.get(idp.resource_url)).status_code == 200
+    assert idp.token_requests() == 2
+    with pytest.raises(ConfigurationError, match="min_ttl"):
+        BearerAuth(manager, origins=idp.url, min_ttl=-1)
