@@ -17,15 +17,16 @@ from yarl import URL
 from . import _core
 from ._exceptions import ConfigurationError
 from ._manager import TokenManager
+from ._models import Token
 
 __all__ = [
+    "Bearer",
     "Destinations",
     "FirstOrigin",
     "Origin",
     "check_origin",
     "default_origins",
     "is_endpoint",
-    "normalize_scopes",
     "origin_of",
     "parse_origins",
     "token_endpoint",
@@ -188,6 +189,44 @@ class Destinations:
         return origin_of(url) in allowed
 
 
-def normalize_scopes(scopes: str | Iterable[str] | None) -> str | tuple[str, ...] | None:
-    """Scopes as given, made hashable (the manager caches keys per scope argument)."""
-    return scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+class Bearer:
+    """What both ``BearerAuth`` classes hold: the manager, how to ask it, where to send.
+
+    Args:
+        integration: ``"aiohttp"`` or ``"httpx"``, for messages.
+        manager: where tokens come from.
+        scopes: the scopes to ask for (made hashable: the manager caches keys per argument).
+        origins: see :class:`Destinations`.
+        min_ttl: the least life left a token may have (``TokenManager.get_token``).
+        allow_insecure_http: permit plain http to a non-loopback origin.
+    """
+
+    def __init__(
+        self,
+        integration: str,
+        manager: TokenManager,
+        scopes: str | Iterable[str] | None,
+        origins: str | Iterable[str] | None,
+        *,
+        min_ttl: float,
+        allow_insecure_http: bool,
+    ) -> None:
+        if not min_ttl >= 0:
+            raise ConfigurationError("min_ttl must be >= 0 seconds")
+        self.manager = manager
+        self.scopes = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+        self.min_ttl = float(min_ttl)
+        self.destinations = Destinations(
+            integration, manager, origins, allow_insecure_http=allow_insecure_http
+        )
+
+    async def token(self) -> Token:
+        """The token to send now."""
+        return await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
+
+    async def replacement(self, rejected: Token) -> Token | None:
+        """After a 401: drop ``rejected``; a different token to retry with, or ``None``."""
+        await self.manager.invalidate(rejected)
+        fresh = await self.token()
+        # The same token again means nothing newer exists: a retry would fail the same way.
+        return None if fresh.access_token == rejected.access_token else fresh

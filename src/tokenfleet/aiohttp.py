@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payload
 from yarl import URL
 
-from ._bearer import Destinations, normalize_scopes
-from ._exceptions import ConfigurationError
+from ._bearer import Bearer
 from ._manager import TokenManager
 from ._models import Token
 
@@ -83,19 +82,20 @@ class BearerAuth:
         min_ttl: float = 0.0,
     ) -> None:
         self.manager = manager
-        self.scopes = normalize_scopes(scopes)
-        if not min_ttl >= 0:
-            raise ConfigurationError("min_ttl must be >= 0 seconds")
-        self.min_ttl = float(min_ttl)
-        self._to = Destinations(
-            "aiohttp", manager, origins, allow_insecure_http=allow_insecure_http
+        self._bearer = Bearer(
+            "aiohttp",
+            manager,
+            scopes,
+            origins,
+            min_ttl=min_ttl,
+            allow_insecure_http=allow_insecure_http,
         )
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
         if not self._should_authenticate(request):
             return await handler(request)
-        token = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
+        token = await self._bearer.token()
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         response = await handler(request)
         if response.status != 401:
@@ -114,15 +114,15 @@ class BearerAuth:
         On a retry the 401 is released first, so it holds no connection the retry waits for.
         """
         try:
-            await self.manager.invalidate(token)
             if not _replayable(request.body):
+                await self.manager.invalidate(token)  # the caller's own retry gets a new one
                 return None
-            fresh = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
+            fresh = await self._bearer.replacement(token)
         except BaseException:
             response.release()
             raise
-        if fresh.access_token == token.access_token:
-            return None  # the manager had nothing newer: a retry would fail the same way
+        if fresh is None:
+            return None
         response.release()
         # Wait until the first attempt's body writer has stopped (release() cancels it),
         # so that the retry writes the body from the start, as aiohttp does for redirects.
@@ -132,7 +132,17 @@ class BearerAuth:
     def _should_authenticate(self, request: ClientRequest) -> bool:
         if hdrs.AUTHORIZATION in request.headers:
             return False  # the caller chose its own credentials
-        return self._to.allows(request.url, _session_base_url(request))
+        return self._bearer.destinations.allows(request.url, _session_base_url(request))
+
+    @property
+    def scopes(self) -> str | tuple[str, ...] | None:
+        """The scopes asked for (``None``: the source's defaults)."""
+        return self._bearer.scopes
+
+    @property
+    def min_ttl(self) -> float:
+        """The least life left, in seconds, of a token this sends."""
+        return self._bearer.min_ttl
 
     def __repr__(self) -> str:
         return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"

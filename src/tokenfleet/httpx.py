@@ -25,7 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 from yarl import URL
 
-from ._bearer import Destinations, normalize_scopes
+from ._bearer import Bearer
 from ._exceptions import ConfigurationError
 from ._manager import TokenManager
 
@@ -84,11 +84,14 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         min_ttl: float = 0.0,
     ) -> None:
         self.manager = manager
-        self.scopes = normalize_scopes(scopes)
-        if not min_ttl >= 0:
-            raise ConfigurationError("min_ttl must be >= 0 seconds")
-        self.min_ttl = float(min_ttl)
-        self._to = Destinations("httpx", manager, origins, allow_insecure_http=allow_insecure_http)
+        self._bearer = Bearer(
+            "httpx",
+            manager,
+            scopes,
+            origins,
+            min_ttl=min_ttl,
+            allow_insecure_http=allow_insecure_http,
+        )
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -97,17 +100,18 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         if not self._should_authenticate(request):
             yield request
             return
-        token = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
+        token = await self._bearer.token()
         request.headers["Authorization"] = token.authorization
         response = yield request
         if response.status_code != 401:
             return
-        await self.manager.invalidate(token)
         if not isinstance(request.stream, httpx.ByteStream):
-            return  # an iterator or multipart body: the first send may have drained it
-        fresh = await self.manager.get_token(self.scopes, min_ttl=self.min_ttl)
-        if fresh.access_token == token.access_token:
-            return  # the manager had nothing newer: a retry would fail the same way
+            # an iterator or multipart body: the first send may have drained it
+            await self.manager.invalidate(token)  # the caller's own retry gets a new one
+            return
+        fresh = await self._bearer.replacement(token)
+        if fresh is None:
+            return
         request.headers["Authorization"] = fresh.authorization
         yield request
 
@@ -124,7 +128,17 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
     def _should_authenticate(self, request: httpx.Request) -> bool:
         if "Authorization" in request.headers:
             return False  # the caller chose its own credentials
-        return self._to.allows(URL(str(request.url)))
+        return self._bearer.destinations.allows(URL(str(request.url)))
+
+    @property
+    def scopes(self) -> str | tuple[str, ...] | None:
+        """The scopes asked for (``None``: the source's defaults)."""
+        return self._bearer.scopes
+
+    @property
+    def min_ttl(self) -> float:
+        """The least life left, in seconds, of a token this sends."""
+        return self._bearer.min_ttl
 
     def __repr__(self) -> str:
         return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
