@@ -29,7 +29,6 @@ from ._exceptions import (
     InvalidTokenResponse,
     RateLimited,
     ServerError,
-    TokenEndpointError,
     TransportError,
 )
 from ._http import LazySession
@@ -431,8 +430,3 @@ def _describe(exc: BaseException, sensitive: Sequence[str]) -> str:
         if value:
             text = text.replace(value, "[redacted]")
     return f" ({text[:200]})" if text else ""
-
-
-def is_retryable(exc: TokenEndpointError | TransportError) -> bool:
-    """Whether a later attempt may succeed (transport, 5xx, 429)."""
-    return isinstance(exc, (TransportError, ServerError, RateLimited))
