@@ -6,10 +6,9 @@ ahead of expiry. See https://tokenfleet.readthedocs.io (docs/ in the repository)
 
 from __future__ import annotations
 
-from ._client import ClientCredentials as ClientCredentials
-from ._client import Retry as Retry
-from ._discovery import ServerMetadata as ServerMetadata
-from ._events import Event as Event
+from ._client.credentials import ClientCredentials as ClientCredentials
+from ._client.credentials import Retry as Retry
+from ._client.discovery import ServerMetadata as ServerMetadata
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import DisallowedAlgorithm as DisallowedAlgorithm
 from ._exceptions import DiscoveryError as DiscoveryError
@@ -41,14 +40,16 @@ from ._exceptions import UnauthorizedClient as UnauthorizedClient
 from ._exceptions import UnknownKey as UnknownKey
 from ._exceptions import UnsupportedAuthMethod as UnsupportedAuthMethod
 from ._exceptions import UnsupportedGrantType as UnsupportedGrantType
-from ._jwt import Claims as Claims
-from ._manager import TokenManager as TokenManager
+from ._jwt.claims import Claims as Claims
+from ._jwt.verifier import JWTVerifier as JWTVerifier
+from ._manager.events import Event as Event
+from ._manager.manager import TokenManager as TokenManager
+from ._manager.stats import Stats as Stats
 from ._models import Secret as Secret
 from ._models import Token as Token
 from ._source import KeyedTokenSource as KeyedTokenSource
 from ._source import TokenSource as TokenSource
-from ._stats import Stats as Stats
-from ._verifier import JWTVerifier as JWTVerifier
+from ._version import __version__ as __version__
 from .stores import AesGcmCipher as AesGcmCipher
 from .stores import FileStore as FileStore
 from .stores import FleetStore as FleetStore
@@ -56,8 +57,6 @@ from .stores import MemoryStore as MemoryStore
 from .stores import RedisStore as RedisStore
 from .stores import TokenStore as TokenStore
 from .stores import store_from_url as store_from_url
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AesGcmCipher",

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 
 from yarl import URL
 
-from . import _core
+from ._client.request import check_endpoint_url
 from ._exceptions import ConfigurationError
-from ._manager import TokenManager
+from ._manager.manager import TokenManager
 from ._models import Token
 
 __all__ = [
@@ -57,7 +57,7 @@ def parse_origins(origins: str | Iterable[str], *, allow_insecure_http: bool) ->
         origins = (origins,)
     parsed: set[Origin] = set()
     for text in origins:
-        _core.check_token_url(text, allow_insecure_http=allow_insecure_http, what="origin")
+        check_endpoint_url(text, allow_insecure_http=allow_insecure_http, what="origin")
         url = URL(text)
         if url.raw_path not in ("", "/") or url.raw_query_string or url.raw_fragment:
             raise ConfigurationError(
@@ -72,7 +72,7 @@ def parse_origins(origins: str | Iterable[str], *, allow_insecure_http: bool) ->
 
 def check_origin(url: URL, *, allow_insecure_http: bool, what: str) -> Origin:
     """The origin of ``url`` after the https check (for origins not given by the user)."""
-    _core.check_token_url(str(url.origin()), allow_insecure_http=allow_insecure_http, what=what)
+    check_endpoint_url(str(url.origin()), allow_insecure_http=allow_insecure_http, what=what)
     return origin_of(url)
 
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import msgspec
 
 from ._exceptions import ConfigurationError
-from ._jwt import Claims, read_claims
+from ._jwt.claims import Claims, read_claims
 
 __all__ = ["Secret", "Token", "fingerprint"]
 

@@ -20,7 +20,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payl
 from yarl import URL
 
 from ._bearer import Bearer
-from ._manager import TokenManager
+from ._manager.manager import TokenManager
 from ._models import Token
 
 __all__ = ["BearerAuth"]

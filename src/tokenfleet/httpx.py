@@ -27,7 +27,7 @@ from yarl import URL
 
 from ._bearer import Bearer
 from ._exceptions import ConfigurationError
-from ._manager import TokenManager
+from ._manager.manager import TokenManager
 
 __all__ = ["BearerAuth"]
 

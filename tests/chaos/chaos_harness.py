@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tokenfleet import Token, TokenManager
-from tokenfleet._core import schedule
+from tokenfleet._manager.policy import schedule
 
 log = logging.getLogger("chaos")
 

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenfleet import JWTVerifier, Token, TokenFleetError
-from tokenfleet._jwt import Claims, read_claims
+from tokenfleet._jwt.claims import Claims, read_claims
 from tokenfleet.testing import DevAuthServer
 
 _scalars = st.one_of(
@@ -127,11 +127,12 @@ def test_verifying_garbled_and_signed_jwts_gives_claims_or_a_typed_error(
     check()
 
 
-# Found by fuzzing (the same msgspec behaviour as in _core.py): invalid UTF-8 inside a
+# Found by fuzzing (the same msgspec behaviour as in _client/response.py): invalid UTF-8 inside a
 # JSON string raises UnicodeDecodeError, which the JWKS and metadata parsers let through.
 @pytest.mark.parametrize("document", ["jwks", "metadata"])
 def test_invalid_utf8_in_a_jwks_or_metadata_document_is_a_typed_error(document: str) -> None:
-    from tokenfleet import _discovery, _jwks
+    from tokenfleet._client import discovery as _discovery
+    from tokenfleet._jwt import jwks as _jwks
 
     with pytest.raises(TokenFleetError):
         if document == "jwks":

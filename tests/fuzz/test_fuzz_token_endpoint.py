@@ -172,7 +172,7 @@ def test_the_manager_gives_a_usable_token_or_a_typed_error(
 
 
 # Found by fuzzing: msgspec reports invalid UTF-8 inside a JSON string as
-# UnicodeDecodeError, which _core.py's parsers (``except msgspec.DecodeError``) let
+# UnicodeDecodeError, which _client/response.py's parsers (``except msgspec.DecodeError``) let
 # through: the caller gets a bare UnicodeDecodeError instead of a TokenFleetError.
 @pytest.mark.parametrize("status", [200, 400, 503])
 async def test_invalid_utf8_inside_a_json_string_is_a_typed_error(status: int) -> None:

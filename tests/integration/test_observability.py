@@ -138,7 +138,7 @@ def test_no_opentelemetry_no_cost() -> None:
     code = (
         "import sys; sys.modules['opentelemetry'] = None\n"
         "import asyncio, tokenfleet\n"
-        "from tokenfleet import _otel\n"
+        "from tokenfleet._manager import otel as _otel\n"
         "assert not _otel.available()\n"
         "print('ok')"
     )

@@ -20,14 +20,15 @@ from tokenfleet import (
     ServerError,
     Token,
     TokenFleetError,
-    _core,
 )
+from tokenfleet._client import request, response
 from tokenfleet._exceptions import (
     InvalidGrant,
     InvalidRequest,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
+from tokenfleet._manager import policy
 
 
 def parse(body: object, **kw: object) -> Token:
@@ -38,31 +39,33 @@ def parse(body: object, **kw: object) -> Token:
         "default_lifetime": 60.0,
     }
     args.update(kw)
-    return _core.parse_token_response(raw, **args)  # type: ignore[arg-type]
+    return response.parse_token_response(raw, **args)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- scopes, form
 
 
 def test_scopes_dedup_keep_order_and_split() -> None:
-    assert _core.normalize_scopes(["b", "a", "b", "c d"]) == ("b", "a", "c", "d")
-    assert _core.normalize_scopes("x  y x") == ("x", "y")
-    assert _core.normalize_scopes(None) == ()
+    assert request.normalize_scopes(["b", "a", "b", "c d"]) == ("b", "a", "c", "d")
+    assert request.normalize_scopes("x  y x") == ("x", "y")
+    assert request.normalize_scopes(None) == ()
 
 
 @pytest.mark.parametrize("bad", ['"quoted"', "back\\slash", "é"])
 def test_scopes_reject_rfc6749_forbidden_chars(bad: str) -> None:
     with pytest.raises(ConfigurationError, match="RFC 6749"):
-        _core.normalize_scopes([bad])
+        request.normalize_scopes([bad])
 
 
 def test_scopes_reject_non_strings() -> None:
     with pytest.raises(ConfigurationError, match="must be strings"):
-        _core.normalize_scopes([1])  # type: ignore[list-item]
+        request.normalize_scopes([1])  # type: ignore[list-item]
 
 
 def test_build_form_all_parameters() -> None:
-    form = _core.build_form(("a", "b"), "api://x", ("https://r1", "https://r2"), {"tenant": "t1"})
+    form = request.build_form(
+        ("a", "b"), "api://x", ("https://r1", "https://r2"), {"tenant": "t1"}
+    )
     assert form == [
         ("grant_type", "client_credentials"),
         ("scope", "a b"),
@@ -71,19 +74,19 @@ def test_build_form_all_parameters() -> None:
         ("resource", "https://r2"),
         ("tenant", "t1"),
     ]
-    assert _core.encode_form([("scope", "a b"), ("x", "é&=")]) == b"scope=a+b&x=%C3%A9%26%3D"
+    assert request.encode_form([("scope", "a b"), ("x", "é&=")]) == b"scope=a+b&x=%C3%A9%26%3D"
 
 
 def test_resources_must_be_absolute_without_fragment() -> None:
-    assert _core.normalize_resources("https://a") == ("https://a",)
+    assert request.normalize_resources("https://a") == ("https://a",)
     for bad in ("relative/path", "https://a#frag"):
         with pytest.raises(ConfigurationError, match="RFC 8707"):
-            _core.normalize_resources(bad)
+            request.normalize_resources(bad)
 
 
 def test_extra_params_cannot_shadow_ours() -> None:
     with pytest.raises(ConfigurationError, match="client_secret"):
-        _core.check_extra_params({"client_secret": "x"})
+        request.check_extra_params({"client_secret": "x"})
 
 
 @pytest.mark.parametrize(
@@ -96,15 +99,15 @@ def test_extra_params_cannot_shadow_ours() -> None:
     ],
 )
 def test_token_url_allowed(url: str) -> None:
-    assert _core.check_token_url(url) == url
+    assert request.check_endpoint_url(url) == url
 
 
 def test_token_url_plain_http_refused_unless_allowed() -> None:
     with pytest.raises(ConfigurationError, match="unencrypted"):
-        _core.check_token_url("http://idp.example.com/token")
-    assert _core.check_token_url("http://idp.example.com/t", allow_insecure_http=True)
+        request.check_endpoint_url("http://idp.example.com/token")
+    assert request.check_endpoint_url("http://idp.example.com/t", allow_insecure_http=True)
     with pytest.raises(ConfigurationError, match="absolute"):
-        _core.check_token_url("ftp://x/y")
+        request.check_endpoint_url("ftp://x/y")
 
 
 # --------------------------------------------------------------------------- responses
@@ -212,7 +215,7 @@ def test_parse_arbitrary_json_gives_token_or_typed_error(body: dict[str, object]
 )
 def test_error_codes_map_to_classes(code: str, cls: type[OAuthError]) -> None:
     body = json.dumps({"error": code, "error_description": "why", "error_uri": "https://e"})
-    error = _core.parse_error_response(
+    error = response.parse_error_response(
         body.encode(), status=400, content_type="application/json", retry_after=None
     )
     assert type(error) is cls
@@ -226,7 +229,7 @@ def test_error_codes_map_to_classes(code: str, cls: type[OAuthError]) -> None:
 
 def test_error_statuses() -> None:
     def err(status: int, body: bytes = b"", retry_after: float | None = None) -> Exception:
-        return _core.parse_error_response(
+        return response.parse_error_response(
             body, status=status, content_type="text/plain", retry_after=retry_after
         )
 
@@ -243,7 +246,7 @@ def test_error_description_is_scrubbed_and_bounded() -> None:
     body = json.dumps(
         {"error": "invalid_client", "error_description": "bad secret s3cr3t\x00" + "x" * 999}
     )
-    error = _core.parse_error_response(
+    error = response.parse_error_response(
         body.encode(),
         status=401,
         content_type="application/json",
@@ -256,11 +259,11 @@ def test_error_description_is_scrubbed_and_bounded() -> None:
 
 
 def test_retry_after_forms() -> None:
-    assert _core.parse_retry_after("120", now=0) == 120.0
-    assert _core.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
-    assert _core.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
-    assert _core.parse_retry_after("garbage", now=0) is None
-    assert _core.parse_retry_after(None, now=0) is None
+    assert response.parse_retry_after("120", now=0) == 120.0
+    assert response.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert response.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
+    assert response.parse_retry_after("garbage", now=0) is None
+    assert response.parse_retry_after(None, now=0) is None
 
 
 # --------------------------------------------------------------------------- cache key
@@ -278,7 +281,7 @@ def key(**kw: object) -> str:
         "extra_params": {},
     }
     args.update(kw)
-    return _core.cache_key(**args)  # type: ignore[arg-type]
+    return request.cache_key(**args)  # type: ignore[arg-type]
 
 
 def test_cache_key_shape() -> None:
@@ -318,24 +321,24 @@ def tok(issued: float, lifetime: float) -> Token:
 
 
 def test_schedule_long_token() -> None:
-    usable_until, refresh_at = _core.schedule(tok(0, 3600), leeway=30, refresh_ratio=0.8)
+    usable_until, refresh_at = policy.schedule(tok(0, 3600), leeway=30, refresh_ratio=0.8)
     assert usable_until == 3570
     assert refresh_at == pytest.approx(2880)
 
 
 def test_schedule_short_token_stays_usable() -> None:
-    usable_until, refresh_at = _core.schedule(tok(0, 5), leeway=30, refresh_ratio=0.8)
+    usable_until, refresh_at = policy.schedule(tok(0, 5), leeway=30, refresh_ratio=0.8)
     assert usable_until == pytest.approx(4.5)
     assert refresh_at == pytest.approx(4.0)
     assert refresh_at < usable_until
 
 
 def test_schedule_jitter_moves_refresh_earlier_only() -> None:
-    _, plain = _core.schedule(tok(0, 100), leeway=5, refresh_ratio=0.8)
-    _, jittered = _core.schedule(tok(0, 100), leeway=5, refresh_ratio=0.8, jitter=0.05)
+    _, plain = policy.schedule(tok(0, 100), leeway=5, refresh_ratio=0.8)
+    _, jittered = policy.schedule(tok(0, 100), leeway=5, refresh_ratio=0.8, jitter=0.05)
     assert jittered == pytest.approx(75) and plain == pytest.approx(80)
 
 
 def test_schedule_refresh_never_after_usable() -> None:
-    usable_until, refresh_at = _core.schedule(tok(0, 100), leeway=50, refresh_ratio=1.0)
+    usable_until, refresh_at = policy.schedule(tok(0, 100), leeway=50, refresh_ratio=1.0)
     assert refresh_at == usable_until == 90

@@ -31,11 +31,11 @@ from tokenfleet import (
     TokenNotYetValid,
     UnknownKey,
     UnsupportedAuthMethod,
-    _core,
-    _discovery,
-    _jwks,
-    _jwt,
 )
+from tokenfleet._client import discovery as _discovery
+from tokenfleet._client import response as _response
+from tokenfleet._jwt import claims as _jwt
+from tokenfleet._jwt import jwks as _jwks
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -61,7 +61,7 @@ def response(**members: Any) -> bytes:
 
 
 def parse(body: bytes, requested: tuple[str, ...] = ("a", "b")) -> Token:
-    return _core.parse_token_response(
+    return _response.parse_token_response(
         body, requested_scopes=requested, issued_at=NOW, default_lifetime=3600.0
     )
 
@@ -209,7 +209,7 @@ def test_exp_in_the_past_without_expires_in_is_refused() -> None:
 
 def test_absurd_exp_is_capped() -> None:
     token = parse(response(access_token=make_jwt({"exp": NOW + 1e12})))
-    assert token.lifetime == _core.MAX_LIFETIME
+    assert token.lifetime == _response.MAX_LIFETIME
 
 
 def test_scopes_from_the_response_win() -> None:
@@ -228,9 +228,9 @@ def test_no_scope_anywhere_means_as_requested() -> None:
 
 
 def test_missing_scopes() -> None:
-    assert _core.missing_scopes(("a", "b", "c"), ("c", "a")) == ("b",)
-    assert _core.missing_scopes(("a",), ("a", "z")) == ()
-    assert _core.missing_scopes((), ()) == ()
+    assert _response.missing_scopes(("a", "b", "c"), ("c", "a")) == ("b",)
+    assert _response.missing_scopes(("a",), ("a", "z")) == ()
+    assert _response.missing_scopes((), ()) == ()
 
 
 # --------------------------------------------------------------------------- claim checks

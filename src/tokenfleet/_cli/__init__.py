@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from .. import __version__
+from .._version import __version__
 from . import _check, _decode, _demo, _serve, _token
 from ._errors import INTERRUPTED, exit_code_of, one_line
 from ._output import err

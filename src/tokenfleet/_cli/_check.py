@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import time
 
-from .._client import ClientCredentials, Retry
+from .._client.credentials import ClientCredentials, Retry
 from .._exceptions import (
     ConfigurationError,
     DiscoveryError,

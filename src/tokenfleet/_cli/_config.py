@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args
 
-from .._auth_methods import AuthMethod
-from .._client import ClientCredentials, Retry
+from .._client.auth import AuthMethod
+from .._client.credentials import ClientCredentials, Retry
 from .._exceptions import ConfigurationError
 from .._models import Secret
 

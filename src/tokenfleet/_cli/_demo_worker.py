@@ -17,8 +17,8 @@ import time
 from array import array
 from typing import Any
 
-from .._client import ClientCredentials
-from .._manager import TokenManager
+from .._client.credentials import ClientCredentials
+from .._manager.manager import TokenManager
 from ..stores import store_from_url
 from ._histogram import Histogram
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._client import ClientCredentials
+from .._client.credentials import ClientCredentials
 from .._exceptions import (
     InvalidClient,
     InvalidRequest,

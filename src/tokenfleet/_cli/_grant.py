@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._client import ClientCredentials
+from .._client.credentials import ClientCredentials
 from .._models import Token
 from ._decode import OpaqueToken, decode, kind
 from ._errors import AUTH

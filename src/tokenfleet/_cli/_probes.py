@@ -8,9 +8,9 @@ import time
 import uuid
 from urllib.parse import urlsplit
 
-from .._client import ClientCredentials
-from .._core import check_token_url
-from .._discovery import check_auth_method, metadata_urls
+from .._client.credentials import ClientCredentials
+from .._client.discovery import check_auth_method, metadata_urls
+from .._client.request import check_endpoint_url
 from .._exceptions import (
     ConfigurationError,
     DiscoveryError,
@@ -56,7 +56,7 @@ async def check_tls(settings: Settings, token_url: str) -> Result:
     """https? certificate trusted, for the right name, and how long it stays valid."""
     name = "TLS"
     try:
-        check_token_url(token_url)
+        check_endpoint_url(token_url)
     except ConfigurationError:
         return failed(
             name,

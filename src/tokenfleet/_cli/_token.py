@@ -14,7 +14,7 @@ import time
 
 import msgspec
 
-from .._manager import TokenManager
+from .._manager.manager import TokenManager
 from .._models import Token
 from ..stores import store_from_url
 from ._config import add_client_options, make_client, settings_from

@@ -31,7 +31,7 @@ from redis.exceptions import RedisError
 
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
-from .._singleflight import cancel_and_wait
+from .._util.tasks import cancel_and_wait
 from . import _codec
 
 __all__ = ["RedisStore"]

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from typing import Any
 
-from ._exceptions import FleetCooldown, RateLimited
+from .._exceptions import FleetCooldown, RateLimited
+from .._util.bounded import MAX_KEYS, bounded_put
 
 __all__ = ["MAX_KEYS", "Backoff", "Failure", "bounded_put"]
-
-MAX_KEYS = 4096  # bound on every per-key table; beyond it, the oldest entries go
-
-
-def bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
-    """``table[key] = value``, dropping the oldest entry when ``MAX_KEYS`` is reached."""
-    if len(table) >= MAX_KEYS and key not in table:
-        del table[next(iter(table))]
-    table[key] = value
 
 
 class Failure:

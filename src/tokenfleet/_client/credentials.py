@@ -19,10 +19,7 @@ from typing import Self
 
 import aiohttp
 
-from . import _core, _discovery
-from ._auth_methods import AuthMethod, ClientAuth, make_client_auth
-from ._discovery import ServerMetadata
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
     FetchTimeout,
     InsufficientScope,
@@ -31,8 +28,27 @@ from ._exceptions import (
     ServerError,
     TransportError,
 )
-from ._http import LazySession
-from ._models import Secret, Token
+from .._models import Secret, Token
+from . import discovery
+from .auth import AuthMethod, ClientAuth, make_client_auth
+from .discovery import ServerMetadata
+from .http import LazySession
+from .request import (
+    build_form,
+    cache_key,
+    check_endpoint_url,
+    check_extra_params,
+    encode_form,
+    normalize_resources,
+    normalize_scopes,
+)
+from .response import (
+    MAX_BODY_BYTES,
+    missing_scopes,
+    parse_error_response,
+    parse_retry_after,
+    parse_token_response,
+)
 
 __all__ = ["ClientCredentials", "Retry"]
 
@@ -158,21 +174,19 @@ class ClientCredentials:
             )
         self.issuer: str | None = None
         if issuer is not None:
-            self.issuer = _discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
+            self.issuer = discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
         self.token_url: str | None = None
         if token_url is not None:
-            self.token_url = _core.check_token_url(
-                token_url, allow_insecure_http=allow_insecure_http
-            )
+            self.token_url = check_endpoint_url(token_url, allow_insecure_http=allow_insecure_http)
         # Identifies the endpoint in the cache key, stable across processes: the token URL
         # when given, else the issuer (whose metadata names the one token endpoint).
         self._endpoint_id = self.token_url or f"issuer:{issuer}"
         self.client_id = client_id
         self.auth_method: str = auth_method
-        self.scopes = _core.normalize_scopes(scopes)
+        self.scopes = normalize_scopes(scopes)
         self.audience = audience
-        self.resources = _core.normalize_resources(resource)
-        self.extra_params = _core.check_extra_params(extra_params)
+        self.resources = normalize_resources(resource)
+        self.extra_params = check_extra_params(extra_params)
         self.retry = retry or Retry()
         self.timeout = float(timeout)
         self.default_lifetime = float(default_lifetime)
@@ -203,13 +217,13 @@ class ClientCredentials:
         return await self.fetch_token(scopes)
 
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
-        """The identity of the token this client gets for ``scopes`` (see ``_core.cache_key``)."""
-        return _core.cache_key(
+        """The identity of the token this client gets for ``scopes`` (see ``cache_key``)."""
+        return cache_key(
             token_url=self._endpoint_id,
             client_id=self.client_id,
             auth_method=self.auth_method,
             credential=self._auth.credential_fingerprint,
-            scopes=self.scopes if scopes is None else _core.normalize_scopes(scopes),
+            scopes=self.scopes if scopes is None else normalize_scopes(scopes),
             audience=self.audience,
             resources=self.resources,
             extra_params=self.extra_params,
@@ -227,7 +241,7 @@ class ClientCredentials:
             InvalidTokenResponse: the answer was not a usable token response.
             TransportError: the server could not be reached (``FetchTimeout`` for time).
         """
-        wanted = self.scopes if scopes is None else _core.normalize_scopes(scopes)
+        wanted = self.scopes if scopes is None else normalize_scopes(scopes)
         try:
             async with asyncio.timeout(self.timeout):
                 return await self._fetch_with_retry(wanted)
@@ -262,7 +276,7 @@ class ClientCredentials:
 
     async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
         token_url = await self._token_endpoint()
-        form = _core.build_form(scopes, self.audience, self.resources, self.extra_params)
+        form = build_form(scopes, self.audience, self.resources, self.extra_params)
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
@@ -273,7 +287,7 @@ class ClientCredentials:
         try:
             async with session.post(
                 token_url,
-                data=_core.encode_form(form),
+                data=encode_form(form),
                 headers=headers,
                 allow_redirects=False,
                 ssl=self._ssl,
@@ -288,7 +302,7 @@ class ClientCredentials:
                 f"{_describe(exc, sensitive)}"
             ) from exc
         if 200 <= status < 300:
-            token = _core.parse_token_response(
+            token = parse_token_response(
                 body,
                 status=status,
                 content_type=content_type,
@@ -298,18 +312,18 @@ class ClientCredentials:
             )
             self._check_granted(scopes, token.scopes)
             return token
-        raise _core.parse_error_response(
+        raise parse_error_response(
             body,
             status=status,
             content_type=content_type,
-            retry_after=_core.parse_retry_after(retry_after, now=self._clock()),
+            retry_after=parse_retry_after(retry_after, now=self._clock()),
             scrub=sensitive,
         )
 
     def _check_granted(self, requested: tuple[str, ...], granted: tuple[str, ...]) -> None:
         """Fewer scopes than asked for: an error with ``require_scopes``, else one warning
         per requested scope set (RFC 6749 §3.3 lets the server grant less)."""
-        missing = _core.missing_scopes(requested, granted)
+        missing = missing_scopes(requested, granted)
         if not missing:
             return
         message = (
@@ -345,7 +359,7 @@ class ClientCredentials:
             raise ConfigurationError("this client has no issuer=; metadata needs one")
         async with self._metadata_lock:  # single flight: concurrent first fetches wait
             if self._metadata is None:
-                self._metadata = await _discovery.fetch_metadata(
+                self._metadata = await discovery.fetch_metadata(
                     self._http.get(),
                     self.issuer,
                     allow_insecure_http=self._insecure,
@@ -357,12 +371,12 @@ class ClientCredentials:
         if self.token_url is not None:
             return self.token_url
         metadata = await self.metadata()
-        _discovery.check_auth_method(metadata, self.auth_method)
+        discovery.check_auth_method(metadata, self.auth_method)
         if self.auth_method == "tls_client_auth":
             # RFC 8705 §5: mutual-TLS clients use the alias when the server names one.
             alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
             if alias:
-                return _discovery.check_endpoint(
+                return discovery.check_endpoint(
                     alias, "mtls token_endpoint", metadata.url, self._insecure
                 )
         return metadata.token_endpoint
@@ -404,7 +418,7 @@ def _secret(value: str | bytes | Secret | None) -> Secret | None:
 
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
     """Read the body, refusing anything over ``MAX_BODY_BYTES`` without reading further."""
-    limit = _core.MAX_BODY_BYTES
+    limit = MAX_BODY_BYTES
     if (response.content_length or 0) > limit:
         raise InvalidTokenResponse(
             f"the token endpoint sent {response.content_length} bytes; more than {limit} is "

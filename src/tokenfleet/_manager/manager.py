@@ -1,6 +1,6 @@
 """``TokenManager``: near cache, store, single flight, refresh-ahead, stale-if-error.
 
-The data path of ``get_token`` (see DESIGN.md):
+The data path of ``get_token`` (see docs/architecture.md):
 
 1. near cache: a dict lookup and one clock read; a token before its refresh point is
    returned with no I/O, no lock and no suspension (the hot path);
@@ -32,10 +32,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from . import _core, _otel
-from ._backoff import MAX_KEYS, Backoff, bounded_put
-from ._events import Event, EventKind, Events, Subscriber
-from ._exceptions import (
+from .._client.request import cache_key, normalize_scopes
+from .._exceptions import (
     ConfigurationError,
     FetchTimeout,
     InvalidClient,
@@ -43,12 +41,18 @@ from ._exceptions import (
     ServerError,
     StoreError,
 )
-from ._fleet import FleetSignals
-from ._models import Token
-from ._singleflight import SingleFlight, cancel_and_wait
-from ._source import KeyedTokenSource, TokenSource
-from ._stats import Stats
-from .stores import FleetStore, MemoryStore, TokenStore
+from .._models import Token
+from .._source import KeyedTokenSource, TokenSource
+from .._util.bounded import MAX_KEYS, bounded_put
+from .._util.tasks import cancel_and_wait
+from ..stores import FleetStore, MemoryStore, TokenStore
+from . import otel
+from .backoff import Backoff
+from .events import Event, EventKind, Events, Subscriber
+from .fleet import FleetSignals
+from .policy import schedule
+from .singleflight import SingleFlight
+from .stats import Stats
 
 __all__ = ["TokenManager"]
 
@@ -174,8 +178,8 @@ class TokenManager:
         self.client_id: str | None = client_id if isinstance(client_id, str) else None
         self._default_key = self._key_for(None)[0]
         if telemetry is None:
-            telemetry = _otel.available()
-        self._telemetry = _otel.Telemetry(self) if telemetry else None
+            telemetry = otel.available()
+        self._telemetry = otel.Telemetry(self) if telemetry else None
 
     # ------------------------------------------------------------------ the hot path
 
@@ -447,9 +451,7 @@ class TokenManager:
     # ------------------------------------------------------------------ bookkeeping
 
     def _schedule(self, token: Token, jitter: float) -> tuple[float, float]:
-        return _core.schedule(
-            token, leeway=self.leeway, refresh_ratio=self.refresh_ratio, jitter=jitter
-        )
+        return schedule(token, leeway=self.leeway, refresh_ratio=self.refresh_ratio, jitter=jitter)
 
     def _remember(self, key: str, token: Token) -> None:
         jitter = random.uniform(0.0, self.jitter)  # noqa: S311 - spreading, not secrecy
@@ -465,13 +467,13 @@ class TokenManager:
         known = self._keys.get(lookup)
         if known is not None:
             return known
-        normalized = None if scopes is None else _core.normalize_scopes(lookup)  # type: ignore[arg-type]
+        normalized = None if scopes is None else normalize_scopes(lookup)  # type: ignore[arg-type]
         if isinstance(self.source, KeyedTokenSource):
             key = self.source.cache_key(normalized)
             if self._namespace:
                 key = f"{self._namespace}:{key}"
         else:
-            key = _core.cache_key(
+            key = cache_key(
                 token_url="",
                 client_id=self._namespace or "",
                 auth_method="",

@@ -19,10 +19,10 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from ._events import Event
+from .events import Event
 
 if TYPE_CHECKING:
-    from ._manager import TokenManager
+    from .manager import TokenManager
 
 __all__ = ["Telemetry", "available"]
 
@@ -40,7 +40,7 @@ class _Instruments:
     def __init__(self) -> None:
         from opentelemetry import metrics, trace
 
-        from . import __version__
+        from .._version import __version__
 
         meter = metrics.get_meter("tokenfleet", __version__)
         self.tracer: Any = trace.get_tracer("tokenfleet", __version__)

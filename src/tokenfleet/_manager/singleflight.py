@@ -13,7 +13,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["SingleFlight", "cancel_and_wait"]
+from .._util.tasks import cancel_and_wait
+
+__all__ = ["SingleFlight"]
 
 T = TypeVar("T")
 
@@ -57,24 +59,3 @@ class SingleFlight(Generic[T]):
     async def cancel_all(self) -> None:
         """Cancel every flight and wait until they have finished."""
         await cancel_and_wait(list(self._tasks.values()))
-
-
-async def cancel_and_wait(
-    tasks: list[asyncio.Task[Any]], *, interval: float = 0.2, attempts: int = 25
-) -> None:
-    """Cancel ``tasks`` and wait for them, cancelling again every ``interval`` seconds.
-
-    A third-party await that swallows one cancellation (seen with a redis-py pub/sub read
-    racing its own read timeout) must not hang ``aclose()``: the cancellation is repeated,
-    and after ``attempts`` the tasks are left to finish on their own.
-    """
-    pending = {task for task in tasks if not task.done()}
-    for _ in range(attempts):
-        if not pending:
-            break
-        for task in pending:
-            task.cancel()
-        _done, pending = await asyncio.wait(pending, timeout=interval)
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: no "Task exception was never retrieved"

@@ -19,8 +19,10 @@ from typing import Self
 
 import aiohttp
 
-from . import _core, _discovery
-from ._exceptions import (
+from .._client import discovery
+from .._client.http import LazySession
+from .._client.request import check_endpoint_url
+from .._exceptions import (
     ConfigurationError,
     DisallowedAlgorithm,
     DiscoveryError,
@@ -30,10 +32,9 @@ from ._exceptions import (
     TransportError,
     UnknownKey,
 )
-from ._http import LazySession
-from ._jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
-from ._jwt import Claims, check_claims, claims_from, is_at_jwt, split_jws
-from ._models import Token
+from .._models import Token
+from .claims import Claims, check_claims, claims_from, is_at_jwt, split_jws
+from .jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
 
 __all__ = ["JWTVerifier"]
 
@@ -84,7 +85,7 @@ class JWTVerifier:
         allow_insecure_http: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.issuer = _discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
+        self.issuer = discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
         if isinstance(audience, str):
             self.audiences: frozenset[str] | None = frozenset({audience})
         else:
@@ -93,7 +94,7 @@ class JWTVerifier:
             raise ConfigurationError("audience must name at least one audience (or be None)")
         self.jwks_url: str | None = None
         if jwks_url is not None:
-            self.jwks_url = _core.check_token_url(
+            self.jwks_url = check_endpoint_url(
                 jwks_url, allow_insecure_http=allow_insecure_http, what="jwks_url"
             )
         self.algorithms = check_algorithms(algorithms)
@@ -224,7 +225,7 @@ class JWTVerifier:
         try:
             async with asyncio.timeout(self.timeout):
                 url = self.jwks_url or await self._discover_jwks_url(session)
-                status, body = await _discovery.get_json(session, url)
+                status, body = await discovery.get_json(session, url)
         except TimeoutError:
             raise FetchTimeout(f"no JWKS for {self.issuer} within {self.timeout:g} s") from None
         if status != 200:
@@ -234,7 +235,7 @@ class JWTVerifier:
         return keys
 
     async def _discover_jwks_url(self, session: aiohttp.ClientSession) -> str:
-        metadata = await _discovery.fetch_metadata(
+        metadata = await discovery.fetch_metadata(
             session, self.issuer, allow_insecure_http=self._insecure
         )
         if metadata.jwks_uri is None:

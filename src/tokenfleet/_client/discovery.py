@@ -14,14 +14,15 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import msgspec
 
-from . import _core
-from ._exceptions import (
+from .._exceptions import (
     ConfigurationError,
     DiscoveryError,
     IssuerMismatch,
     TransportError,
     UnsupportedAuthMethod,
 )
+from .request import check_endpoint_url
+from .response import MAX_BODY_BYTES
 
 __all__ = [
     "ServerMetadata",
@@ -85,7 +86,7 @@ _KNOWN = frozenset(_Wire.__struct_fields__)
 
 def check_issuer(issuer: str, *, allow_insecure_http: bool = False) -> str:
     """An issuer identifier: https (or loopback http), no query, no fragment (RFC 8414 §2)."""
-    _core.check_token_url(issuer, allow_insecure_http=allow_insecure_http, what="issuer")
+    check_endpoint_url(issuer, allow_insecure_http=allow_insecure_http, what="issuer")
     parts = urlsplit(issuer)
     if parts.query or parts.fragment or "#" in issuer:
         raise ConfigurationError(
@@ -154,7 +155,7 @@ def parse_metadata(
 def check_endpoint(value: str, member: str, url: str, allow_insecure_http: bool) -> str:
     """An endpoint from a metadata document must pass the same https check as ours."""
     try:
-        return _core.check_token_url(
+        return check_endpoint_url(
             value, allow_insecure_http=allow_insecure_http, what=f"the discovered {member}"
         )
     except ConfigurationError as exc:
@@ -186,7 +187,7 @@ async def get_json(
         TransportError: the server could not be reached.
         DiscoveryError: the body is larger than the limit.
     """
-    limit = _core.MAX_BODY_BYTES
+    limit = MAX_BODY_BYTES
     try:
         async with session.get(
             url, headers={"Accept": "application/json"}, allow_redirects=False, ssl=ssl

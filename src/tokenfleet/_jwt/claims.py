@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ._exceptions import (
+from .._exceptions import (
     InvalidAudience,
     InvalidIssuer,
     MalformedToken,

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.warnings import InsecureKeyLengthWarning
 
-from ._exceptions import ConfigurationError
-from ._models import Secret
+from .._exceptions import ConfigurationError
+from .._models import Secret
 
 __all__ = ["ASSERTION_TYPE", "AuthMethod", "ClientAuth", "make_client_auth"]
 

@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ._exceptions import FleetCooldown, StoreError
-from .stores import FleetStore
+from .._exceptions import FleetCooldown, StoreError
+from ..stores import FleetStore
 
 __all__ = ["FleetSignals"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from ._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError
 
 __all__ = ["LazySession"]
 
