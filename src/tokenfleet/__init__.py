@@ -6,6 +6,9 @@ ahead of expiry. See https://tokenfleet.readthedocs.io (docs/ in the repository)
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._client.credentials import ClientCredentials as ClientCredentials
 from ._client.credentials import Retry as Retry
 from ._client.discovery import ServerMetadata as ServerMetadata
@@ -57,6 +60,27 @@ from .stores import MemoryStore as MemoryStore
 from .stores import RedisStore as RedisStore
 from .stores import TokenStore as TokenStore
 from .stores import store_from_url as store_from_url
+
+if TYPE_CHECKING:
+    from . import aiohttp as aiohttp
+    from . import httpx as httpx
+    from . import testing as testing
+
+# Integration modules reachable as attributes after a bare ``import tokenfleet``, imported
+# on first access so that ``import tokenfleet`` never needs httpx (an optional extra);
+# without it, ``tokenfleet.httpx`` raises the ImportError that names the extra.
+_LAZY_MODULES = frozenset({"aiohttp", "httpx", "testing"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tokenfleet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_MODULES})
+
 
 __all__ = [
     "AesGcmCipher",

@@ -46,3 +46,46 @@ def test_import_without_optional_extras() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def _fresh(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_integrations_are_attributes_after_a_bare_import() -> None:
+    """``import tokenfleet`` then ``tokenfleet.aiohttp.BearerAuth(...)``, as the README does."""
+    code = (
+        "import sys, tokenfleet\n"
+        "assert 'tokenfleet.httpx' not in sys.modules  # lazily, on first access\n"
+        "client = tokenfleet.ClientCredentials('http://127.0.0.1:1/token', client_id='c',"
+        " client_secret='s')\n"
+        "tokens = tokenfleet.TokenManager(client)\n"
+        "print(type(tokenfleet.aiohttp.BearerAuth(tokens)).__name__)\n"
+        "print(type(tokenfleet.httpx.BearerAuth(tokens)).__name__)\n"
+        "print(tokenfleet.testing.DevAuthServer.__name__)\n"
+        "print('aiohttp' in dir(tokenfleet))\n"
+    )
+    result = _fresh(code)
+    assert result.stdout.split() == ["BearerAuth", "BearerAuth", "DevAuthServer", "True"], (
+        result.stderr
+    )
+
+
+def test_httpx_attribute_without_httpx_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['httpx'] = None\n"
+        "import tokenfleet\n"
+        "try:\n"
+        "    tokenfleet.httpx\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "try:\n"
+        "    tokenfleet.nope\n"
+        "except AttributeError as exc:\n"
+        "    print(exc)\n"
+    )
+    result = _fresh(code)
+    assert "pip install tokenfleet[httpx]" in result.stdout, result.stderr
+    assert "has no attribute 'nope'" in result.stdout
