@@ -21,6 +21,7 @@ from .._exceptions import (
     TransportError,
     UnsupportedAuthMethod,
 )
+from .._util.untrusted_json import UntrustedJSONError, load_object
 from .request import check_endpoint_url
 from .response import MAX_BODY_BYTES
 
@@ -37,7 +38,6 @@ __all__ = [
 
 _RFC8414 = "/.well-known/oauth-authorization-server"
 _OIDC = "/.well-known/openid-configuration"
-_json_object = msgspec.json.Decoder(dict[str, Any])
 
 
 class ServerMetadata(msgspec.Struct, frozen=True, kw_only=True):
@@ -115,9 +115,9 @@ def parse_metadata(
         DiscoveryError: not a JSON object, a required member missing, a bad endpoint.
     """
     try:
-        data = _json_object.decode(body)
+        data = load_object(body)
         wire = msgspec.convert(data, _Wire)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+    except (UntrustedJSONError, msgspec.ValidationError) as exc:
         raise DiscoveryError(f"the metadata at {url} is not usable: {exc}") from None
     if wire.issuer != issuer:
         # RFC 8414 §3.3: the values MUST be identical, or the document must not be used.

@@ -24,6 +24,7 @@ from .._exceptions import (
 )
 from .._jwt.claims import read_claims
 from .._models import Token
+from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -42,6 +43,7 @@ MAX_LIFETIME = 10 * 365 * 24 * 3600.0
 # RFC 6750 §2.1 b64token, widened to any visible ASCII: what matters is that the value
 # cannot break an HTTP header (no spaces, CR, LF or non-ASCII).
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+_JSON_NUMBER = re.compile(r"[ \t]*-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?[ \t]*")
 
 # --------------------------------------------------------------------------- responses
 
@@ -64,7 +66,6 @@ class _ErrorResponse(msgspec.Struct):
 
 
 _KNOWN = frozenset({"access_token", "token_type", "expires_in", "scope"})
-_json_object = msgspec.json.Decoder(dict[str, Any])
 
 
 def _looks_like_html(content_type: str, body: bytes) -> bool:
@@ -79,13 +80,13 @@ def _decode_object(body: bytes, status: int, content_type: str) -> dict[str, Any
             status=status,
         )
     try:
-        return _json_object.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # bad UTF-8 is not a DecodeError
+        return load_object(body)
+    except UntrustedJSONError as exc:
         raise InvalidTokenResponse(
             f"the token endpoint answered HTTP {status} with a body that is not a JSON object "
-            f"({_short_type(content_type)}, {len(body)} bytes)",
+            f"it can use ({exc}; {_short_type(content_type)}, {len(body)} bytes)",
             status=status,
-        ) from exc
+        ) from None
 
 
 def _short_type(content_type: str) -> str:
@@ -151,6 +152,10 @@ def _lifetime(expires_in: float | str | None, status: int) -> float | None:
     if expires_in is None:
         return None
     try:
+        # A string must spell a JSON number (RFC 8259 §6, ASCII): float() alone would also
+        # take "١٢٠", "1_000" or "²" and read a number the server never sent.
+        if isinstance(expires_in, str) and not _JSON_NUMBER.fullmatch(expires_in):
+            raise ValueError(expires_in)
         value = float(expires_in)
     except ValueError:
         raise InvalidTokenResponse(
@@ -204,7 +209,9 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    # delta-seconds is 1*DIGIT, ASCII only (RFC 5234 B.1): str.isdigit() also accepts
+    # "²" or "١٢", which float() then refuses or reads as a number nobody sent.
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
@@ -273,8 +280,8 @@ def _error_fields(body: bytes, content_type: str) -> _ErrorResponse:
     if not body or _looks_like_html(content_type, body):
         return _ErrorResponse()
     try:
-        data = _json_object.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        data = load_object(body)
+    except UntrustedJSONError:
         return _ErrorResponse()
     return _ErrorResponse(
         error=_str_or_none(data.get("error")),

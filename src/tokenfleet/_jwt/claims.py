@@ -6,7 +6,7 @@ would verify it against. Verification (signature, JWKS) lives in ``_verifier``.
 
 Reading splits the compact JWS (RFC 7515 §7.1) and decodes header and payload with
 msgspec; it does not need pyjwt and costs a few microseconds (see benchmarks/). Results
-are kept in a small module-level cache keyed by the token, because :class:`Token` is a
+are kept in a small module-level cache keyed by the token's digest, because :class:`Token` is a
 frozen struct and cannot cache on itself; the hot path (``get_token``) never reads claims.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import hashlib
 import math
 from collections.abc import Collection
 from typing import Any
@@ -27,6 +28,7 @@ from .._exceptions import (
     TokenExpired,
     TokenNotYetValid,
 )
+from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = [
     "Claims",
@@ -42,7 +44,6 @@ _MAX_TOKEN_CHARS = 16 * 1024  # larger is not an access token worth decoding
 _REGISTERED = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", "scope", "scp"}
 )
-_json_object = msgspec.json.Decoder(dict[str, Any])
 
 
 class Claims(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,10 +138,10 @@ def split_jws(token: str, *, signature: bool = True) -> JWSParts:
         what = "a JWE (5 parts)" if len(parts) == 5 else f"{len(parts)} dot-separated parts"
         raise MalformedToken(f"not a compact JWS (RFC 7515 §7.1): {what}")
     try:
-        header = _json_object.decode(_b64url(parts[0]))
-        payload = _json_object.decode(_b64url(parts[1]))
+        header = load_object(_b64url(parts[0]))
+        payload = load_object(_b64url(parts[1]))
         sig = _b64url(parts[2]) if signature else b""
-    except (binascii.Error, ValueError, msgspec.DecodeError):
+    except (binascii.Error, ValueError, UntrustedJSONError):
         raise MalformedToken("not a JWT: a segment is not base64url-encoded JSON object") from None
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii") if signature else b""
     return JWSParts(header, payload, signing_input, sig)
@@ -210,17 +211,24 @@ def _scopes(payload: dict[str, Any]) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- reading
 
-_cache: dict[str, Claims | None] = {}
+# Keyed by a digest, not the token: the table must not keep up to _CACHE_SIZE bearer
+# tokens alive in memory (a heap dump, a debugger's locals view) after their use.
+_cache: dict[bytes, Claims | None] = {}
+
+
+def _cache_key(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def read_claims(token: str) -> Claims | None:
     """The claims of ``token`` without verifying it, or ``None`` if it is not a JWT.
 
     Opaque tokens, JWEs and malformed JWTs give ``None``: no error, no warning. The
-    result is cached (a bounded, module-level table keyed by the token).
+    result is cached (a bounded, module-level table keyed by the token's SHA-256).
     """
+    key = _cache_key(token)
     try:
-        return _cache[token]
+        return _cache[key]
     except KeyError:
         pass
     claims: Claims | None = None
@@ -233,7 +241,7 @@ def read_claims(token: str) -> Claims | None:
         # Oldest first (dicts keep insertion order); another thread may get there first.
         with contextlib.suppress(KeyError, RuntimeError, StopIteration):
             del _cache[next(iter(_cache))]
-    _cache[token] = claims
+    _cache[key] = claims
     return claims
 
 

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
 from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.algorithms import get_default_algorithms as _pyjwt_algorithms
 from jwt.exceptions import PyJWKError, PyJWTError
 
 from .._exceptions import ConfigurationError, DisallowedAlgorithm, DiscoveryError, UnknownKey
+from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "KeySet", "VerificationKey", "check_algorithms", "parse_jwks"]
 
@@ -37,7 +37,6 @@ ASYMMETRIC_ALGORITHMS = frozenset(_NEEDS)
 _IMPLIED = {"RSA": "RS256", "P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}
 _LOADERS: dict[str, Any] = {"RSA": RSAAlgorithm, "EC": ECAlgorithm, "OKP": OKPAlgorithm}
 _ALGORITHMS: dict[str, Algorithm] = _pyjwt_algorithms()
-_json_object = msgspec.json.Decoder(dict[str, Any])
 
 
 def check_algorithms(algorithms: Iterable[str] | None) -> frozenset[str] | None:
@@ -118,9 +117,9 @@ def parse_jwks(body: bytes, *, url: str, allowed: frozenset[str] | None) -> KeyS
         DiscoveryError: the document is not a JWK Set.
     """
     try:
-        data = _json_object.decode(body)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise DiscoveryError(f"the JWKS at {url} is not a JSON object") from None
+        data = load_object(body)
+    except UntrustedJSONError as exc:
+        raise DiscoveryError(f"the JWKS at {url} is not usable: {exc}") from None
     entries = data.get("keys")
     if not isinstance(entries, list):
         raise DiscoveryError(f"the JWKS at {url} has no 'keys' list (RFC 7517 §5)")
