@@ -9,12 +9,16 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._check.result import CheckReport as CheckReport
+from ._check.result import CheckResult as CheckResult
+from ._check.run import check as check
 from ._client.credentials import ClientCredentials as ClientCredentials
 from ._client.credentials import Retry as Retry
 from ._client.discovery import ServerMetadata as ServerMetadata
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import DisallowedAlgorithm as DisallowedAlgorithm
 from ._exceptions import DiscoveryError as DiscoveryError
+from ._exceptions import EndpointNotFound as EndpointNotFound
 from ._exceptions import FetchTimeout as FetchTimeout
 from ._exceptions import FleetCooldown as FleetCooldown
 from ._exceptions import InsufficientScope as InsufficientScope
@@ -84,11 +88,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AesGcmCipher",
+    "CheckReport",
+    "CheckResult",
     "Claims",
     "ClientCredentials",
     "ConfigurationError",
     "DisallowedAlgorithm",
     "DiscoveryError",
+    "EndpointNotFound",
     "Event",
     "FetchTimeout",
     "FileStore",
@@ -133,5 +140,6 @@ __all__ = [
     "UnsupportedAuthMethod",
     "UnsupportedGrantType",
     "__version__",
+    "check",
     "store_from_url",
 ]

@@ -13,7 +13,8 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   │   ├── UnauthorizedClient
     │   │   ├── UnsupportedGrantType
     │   │   ├── InvalidScope
-    │   │   └── InvalidTarget         RFC 8707 §2
+    │   │   ├── InvalidTarget         RFC 8707 §2
+    │   │   └── EndpointNotFound      HTTP 404/405 with no error body: no token endpoint there
     │   ├── ServerError               HTTP 5xx
     │   ├── RateLimited               HTTP 429 (``retry_after`` in seconds)
     │   ├── InvalidTokenResponse      a 2xx (or error) body we cannot use
@@ -46,6 +47,7 @@ __all__ = [
     "ConfigurationError",
     "DisallowedAlgorithm",
     "DiscoveryError",
+    "EndpointNotFound",
     "FetchTimeout",
     "FleetCooldown",
     "InsufficientScope",
@@ -146,6 +148,14 @@ class InvalidScope(OAuthError):
 
 class InvalidTarget(OAuthError):
     """``invalid_target`` (RFC 8707 §2): the resource or audience is not allowed."""
+
+
+class EndpointNotFound(OAuthError):
+    """HTTP 404 or 405 with no RFC 6749 §5.2 body: there is no token endpoint at this URL.
+
+    A configuration error (a wrong path, or the issuer given as the token URL), not a
+    refusal of the credentials.
+    """
 
 
 class ServerError(TokenEndpointError):

@@ -140,8 +140,10 @@ def test_exit_2_for_usage_errors(env: dict[str, str]) -> None:
     missing = tokenfleet("token", env=base_env(TOKENFLEET_CLIENT_ID=CLIENT))
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
-        "tokenfleet token: configuration: no token endpoint: set TOKENFLEET_TOKEN_URL (or "
-        "TOKENFLEET_ISSUER to discover it), or pass --token-url URL"
+        "tokenfleet token: configuration: missing settings: no token endpoint: set "
+        "TOKENFLEET_TOKEN_URL (or TOKENFLEET_ISSUER to discover it), or pass --token-url URL; "
+        "no client secret for client_secret_basic: set TOKENFLEET_CLIENT_SECRET or "
+        "TOKENFLEET_CLIENT_SECRET_FILE, or pass --client-secret-file PATH"
     ]
 
 

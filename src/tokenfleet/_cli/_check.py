@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 
-from .._client.credentials import ClientCredentials, Retry
-from .._exceptions import (
-    ConfigurationError,
-    DiscoveryError,
-    TokenEndpointError,
-    TransportError,
-)
-from .._models import Token
+from .._check.result import USAGE, CheckReport, failed, skipped
+from .._check.run import CHECKS, check
+from .._client.credentials import ClientCredentials
+from .._client.env import missing_settings
+from .._exceptions import ConfigurationError
 from ._config import Settings, add_client_options, make_client, settings_from
-from ._errors import USAGE, exit_code_of
-from ._fixes import fix_for
-from ._grant import check_latency, check_lifetime, check_scopes, check_type, claims_of
 from ._output import out
-from ._probes import check_discovery, check_store, check_tls
-from ._report import Report, failed, passed, skipped
+from ._report import print_result
 
 __all__ = ["add_parser", "run"]
-
-_AFTER_TOKEN = ("latency", "scopes", "lifetime", "token type")
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,62 +43,32 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run every check and print the report."""
-    report = Report()
-    asyncio.run(_run_checks(args, report))
+    """Run every check (``tokenfleet.check``) and print the report."""
+    try:
+        settings = settings_from(args)
+        missing = missing_settings(settings)
+        client = None if missing else make_client(settings)
+    except ConfigurationError as exc:
+        missing, client = [(str(exc), "fix the setting named above")], None
+    if client is None:
+        return _unconfigured(missing)
+    report = asyncio.run(_check(client, settings, args.max_latency))
     out(report.summary())
     return report.exit_code
 
 
-async def _run_checks(args: argparse.Namespace, report: Report) -> None:
-    try:
-        settings = settings_from(args)
-        client = make_client(settings, retry=Retry(attempts=1))
-    except ConfigurationError as exc:
-        report.add(failed("configuration", str(exc), "fix the setting named above", USAGE))
-        _skip_rest(report, "no client")
-        return
+async def _check(client: ClientCredentials, settings: Settings, max_latency: float) -> CheckReport:
     async with client:
-        await _with_client(report, client, settings, args.max_latency)
-    report.add(await check_store(settings))
+        return await check(
+            client, store=settings.store, max_latency=max_latency, on_result=print_result
+        )
 
 
-async def _with_client(
-    report: Report, client: ClientCredentials, settings: Settings, max_latency: float
-) -> None:
-    result, token_url = await check_discovery(client)
-    report.add(result)
-    token_url = client.token_url or token_url
-    if token_url is None:
-        _skip_rest(report, "no token endpoint")
-        return
-    report.add(await check_tls(settings, token_url))
-    token, took = await _authenticate(report, client)
-    if token is None:
-        _skip_rest(report, "no token")
-        return
-    jwt_parts = claims_of(token)
-    claims = jwt_parts[1] if jwt_parts else None
-    report.add(check_latency(took, max_latency))
-    report.add(check_scopes(client, token, claims))
-    report.add(check_lifetime(token, claims))
-    report.add(check_type(token, jwt_parts))
-
-
-async def _authenticate(report: Report, client: ClientCredentials) -> tuple[Token | None, float]:
-    name = "client authentication"
-    started = time.perf_counter()
-    try:
-        token = await client.fetch_token()
-    except (TokenEndpointError, TransportError, DiscoveryError, ConfigurationError) as exc:
-        report.add(failed(name, str(exc), fix_for(exc, client), exit_code_of(exc)))
-        return None, 0.0
-    took = time.perf_counter() - started
-    report.add(passed(name, f"{client.client_id} via {client.auth_method}: token issued"))
-    return token, took
-
-
-def _skip_rest(report: Report, why: str) -> None:
-    for name in ("discovery", "TLS", "client authentication", *_AFTER_TOKEN):
-        if not any(r.name == name for r in report.results):
-            report.add(skipped(name, f"skipped ({why})"))
+def _unconfigured(missing: list[tuple[str, str]]) -> int:
+    """Every missing setting on a line of its own, each with what sets it."""
+    for what, how in missing:
+        print_result(failed("configuration", what, how, USAGE))
+    for name in CHECKS:
+        print_result(skipped(name, "skipped (not configured)"))
+    out(f"{len(missing)} setting{'s' if len(missing) > 1 else ''} missing or invalid")
+    return USAGE

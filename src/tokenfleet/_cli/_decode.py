@@ -13,27 +13,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-import jwt
-
-from .._exceptions import ConfigurationError
+from .._jwt.unverified import OpaqueToken, describe_header
+from .._jwt.unverified import decode_unverified as decode
 from ._output import ago_or_in, out
 
-__all__ = ["add_parser", "decode", "run"]
+__all__ = ["OpaqueToken", "add_parser", "decode", "kind", "run"]
 
-_READ_OPTIONS = {
-    "verify_signature": False,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-}
-
-
-class OpaqueToken(ConfigurationError):
-    """The token is not a JWT."""
-
-    cli_kind = "not a JWT"
+kind = describe_header
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,32 +51,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def decode(raw: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(header, claims)`` of a JWT, unverified; ``Bearer `` prefixes are dropped.
-
-    Raises:
-        OpaqueToken: it is not a JWT (the message never contains the token).
-    """
-    token = raw.strip()
-    if token[:7].lower() == "bearer ":
-        token = token[7:].strip()
-    if not token:
-        raise OpaqueToken("no token given (empty input)")
-    if token.count(".") != 2:
-        raise OpaqueToken(
-            "this is an opaque token: only its authorization server can read it "
-            "(token introspection, RFC 7662)"
-        )
-    try:
-        header = jwt.get_unverified_header(token)
-        claims = jwt.decode(token, options=_READ_OPTIONS)  # type: ignore[arg-type]
-    except jwt.PyJWTError as exc:
-        raise OpaqueToken(
-            f"this looks like a JWT but cannot be decoded ({type(exc).__name__})"
-        ) from None
-    return dict(header), dict(claims)
-
-
 def summary(header: dict[str, Any], claims: dict[str, Any], now: float) -> list[str]:
     """The lines below the JSON: what kind of token, issued when, expires when."""
     lines = [f"type:    {kind(header)}"]
@@ -105,18 +65,6 @@ def summary(header: dict[str, Any], claims: dict[str, Any], now: float) -> list[
         words = ago_or_in(exp - now, future="expires in", past="expired")
         lines.append(f"expires: {_utc(exp)} ({words})")
     return lines
-
-
-def kind(header: dict[str, Any]) -> str:
-    """``at+jwt (an RFC 9068 JWT access token), RS256, kid abc``."""
-    typ = str(header.get("typ", "JWT"))
-    name = typ
-    if typ.lower() in ("at+jwt", "application/at+jwt"):
-        name = f"{typ} (an RFC 9068 JWT access token)"
-    parts = [name, str(header.get("alg", "no alg"))]
-    if "kid" in header:
-        parts.append(f"kid {header['kid']}")
-    return ", ".join(parts)
 
 
 def _is_time(value: object) -> TypeGuard[float]:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 
@@ -30,6 +30,7 @@ from .._exceptions import (
 )
 from .._models import Secret, Token
 from . import discovery
+from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
 from .discovery import ServerMetadata
 from .http import LazySession
@@ -209,6 +210,29 @@ class ClientCredentials:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._http = LazySession("ClientCredentials", session)
         self._clock = clock
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "TOKENFLEET_", *, env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Self:
+        """A client configured by the same variables as the ``tokenfleet`` CLI.
+
+        Reads ``{prefix}TOKEN_URL`` or ``{prefix}ISSUER``, ``CLIENT_ID``,
+        ``CLIENT_SECRET`` or ``CLIENT_SECRET_FILE``, ``AUTH_METHOD``, ``SCOPES``,
+        ``AUDIENCE``, ``RESOURCE``, ``PRIVATE_KEY_FILE``, ``CA_FILE``, ``CERT_FILE`` and
+        ``KEY_FILE`` (see docs/cli.md). ``kwargs`` are further constructor arguments
+        (``retry=``, ``timeout=``, ...) and win over the environment.
+
+        Args:
+            prefix: the variables' common prefix.
+            env: the variables (default ``os.environ``).
+
+        Raises:
+            ConfigurationError: a setting is missing (the message lists every missing
+                one) or a named file cannot be read.
+        """
+        settings = env_settings.read_settings(env, prefix=prefix)
+        return cls(**{**env_settings.client_kwargs(settings), **kwargs})
 
     # ------------------------------------------------------------------ TokenSource
 

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from .._exceptions import (
+    EndpointNotFound,
     InvalidClient,
     InvalidTokenResponse,
     OAuthError,
@@ -267,6 +268,12 @@ def parse_error_response(
         return InvalidClient(
             "the token endpoint refused the client credentials (HTTP 401 without an error "
             "body): check client_id, the secret or key, and auth_method",
+            **kwargs,
+        )
+    if status in (404, 405):
+        return EndpointNotFound(
+            f"no token endpoint at this path (HTTP {status}); check the path, or pass "
+            "issuer= to discover the token endpoint (RFC 8414)",
             **kwargs,
         )
     return OAuthError(

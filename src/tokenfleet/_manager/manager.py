@@ -27,11 +27,13 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
+from .._client.credentials import ClientCredentials
+from .._client.env import client_kwargs, read_settings
 from .._client.request import cache_key, normalize_scopes
 from .._exceptions import (
     ConfigurationError,
@@ -45,7 +47,7 @@ from .._models import Token
 from .._source import KeyedTokenSource, TokenSource
 from .._util.bounded import MAX_KEYS, bounded_put
 from .._util.tasks import cancel_and_wait
-from ..stores import FleetStore, MemoryStore, TokenStore
+from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
 from . import otel
 from .backoff import Backoff
 from .events import Event, EventKind, Events, Subscriber
@@ -180,6 +182,24 @@ class TokenManager:
         if telemetry is None:
             telemetry = otel.available()
         self._telemetry = otel.Telemetry(self) if telemetry else None
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "TOKENFLEET_", *, env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> Self:
+        """A manager, its client and its store, configured as the ``tokenfleet`` CLI is.
+
+        The client comes from :meth:`ClientCredentials.from_env`; the store from
+        ``{prefix}STORE`` (a URL for :func:`~tokenfleet.store_from_url`; unset: a
+        private ``MemoryStore``). ``kwargs`` go to ``TokenManager(...)``.
+
+        Raises:
+            ConfigurationError: a setting is missing (all are listed) or invalid.
+        """
+        settings = read_settings(env, prefix=prefix)
+        client = ClientCredentials(**client_kwargs(settings))
+        store = store_from_url(settings.store) if settings.store else None
+        return cls(client, store, **kwargs)
 
     # ------------------------------------------------------------------ the hot path
 

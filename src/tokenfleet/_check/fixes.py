@@ -1,4 +1,4 @@
-"""What to do about each way a token request can fail: the ``fix:`` of ``tokenfleet check``."""
+"""What to do about each way a token request can fail: the ``fix`` of a failed check."""
 
 from __future__ import annotations
 

@@ -1,15 +1,14 @@
-"""The checks of ``tokenfleet check`` on the token itself: scopes, lifetime, type."""
+"""The checks on the token itself: latency, scopes, lifetime, type."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from .._client.credentials import ClientCredentials
+from .._jwt.unverified import OpaqueToken, decode_unverified, describe_header
 from .._models import Token
-from ._decode import OpaqueToken, decode, kind
-from ._errors import AUTH
-from ._output import duration_words, latency
-from ._report import Result, failed, passed
+from .._util.words import duration_words, latency
+from .result import AUTH, UNAVAILABLE, CheckResult, failed, passed
 
 __all__ = ["check_latency", "check_lifetime", "check_scopes", "check_type", "claims_of"]
 
@@ -19,7 +18,7 @@ _SKEW = 60.0  # seconds of clock difference from which expiry maths goes wrong
 def claims_of(token: Token) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(header, claims)`` if the access token is a JWT, else None."""
     try:
-        return decode(token.access_token)
+        return decode_unverified(token.access_token)
     except OpaqueToken:
         return None
 
@@ -35,7 +34,9 @@ def _granted(token: Token, claims: dict[str, Any] | None) -> tuple[str, ...]:
     return token.scopes
 
 
-def check_scopes(client: ClientCredentials, token: Token, claims: dict[str, Any] | None) -> Result:
+def check_scopes(
+    client: ClientCredentials, token: Token, claims: dict[str, Any] | None
+) -> CheckResult:
     """Every requested scope granted?"""
     granted = _granted(token, claims)
     shown = " ".join(granted) or "(none)"
@@ -53,7 +54,7 @@ def check_scopes(client: ClientCredentials, token: Token, claims: dict[str, Any]
     return passed("scopes", f"granted as requested: {shown}")
 
 
-def check_lifetime(token: Token, claims: dict[str, Any] | None) -> Result:
+def check_lifetime(token: Token, claims: dict[str, Any] | None) -> CheckResult:
     """How long tokens live, and whether this host's clock agrees with the server's."""
     life = token.lifetime
     refresh = life * 0.8
@@ -66,16 +67,20 @@ def check_lifetime(token: Token, claims: dict[str, Any] | None) -> Result:
             f"{detail}, but this host's clock is {abs(skew):.0f} s "
             f"{'ahead of' if skew > 0 else 'behind'} the server's",
             "synchronise the clock (NTP / chrony): expiry is computed on wall-clock time",
-            4,
+            UNAVAILABLE,
         )
     if life <= 0:
-        return failed("lifetime", "the token is expired on arrival", "check the clocks", 4)
+        return failed(
+            "lifetime", "the token is expired on arrival", "check the clocks", UNAVAILABLE
+        )
     return passed("lifetime", detail)
 
 
-def check_type(token: Token, jwt_parts: tuple[dict[str, Any], dict[str, Any]] | None) -> Result:
+def check_type(
+    token: Token, jwt_parts: tuple[dict[str, Any], dict[str, Any]] | None
+) -> CheckResult:
     """Bearer? JWT (at+jwt) or opaque?"""
-    shape = "opaque (not a JWT)" if jwt_parts is None else f"JWT {kind(jwt_parts[0])}"
+    shape = "opaque (not a JWT)" if jwt_parts is None else f"JWT {describe_header(jwt_parts[0])}"
     if token.token_type.lower() != "bearer":
         return failed(
             "token type",
@@ -87,7 +92,7 @@ def check_type(token: Token, jwt_parts: tuple[dict[str, Any], dict[str, Any]] | 
     return passed("token type", f"Bearer, {shape}")
 
 
-def check_latency(seconds: float, limit: float) -> Result:
+def check_latency(seconds: float, limit: float) -> CheckResult:
     """The token request's round trip, against ``--max-latency``."""
     detail = f"token request round trip {latency(seconds)}"
     if seconds > limit:
@@ -96,6 +101,6 @@ def check_latency(seconds: float, limit: float) -> Result:
             f"{detail} (over {limit:g} s)",
             "cached tokens hide this in steady state, but every cold start waits for it: "
             "check the network path and the server's load",
-            4,
+            UNAVAILABLE,
         )
     return passed("latency", detail)

@@ -1,4 +1,4 @@
-"""The checks of ``tokenfleet check`` that do not need a token: discovery, TLS, store."""
+"""The checks that do not need a token: discovery, TLS, store."""
 
 from __future__ import annotations
 
@@ -18,19 +18,17 @@ from .._exceptions import (
     TransportError,
     UnsupportedAuthMethod,
 )
+from .._util.words import ago_or_in, latency
 from ..stores import TokenStore, store_from_url
 from ..stores.redis import redact_url
-from ._config import Settings, ssl_context_of
-from ._errors import USAGE, exit_code_of
-from ._output import ago_or_in, latency
-from ._report import Result, failed, passed, skipped
+from .result import UNAVAILABLE, USAGE, CheckResult, failed, passed, skipped
 
 __all__ = ["check_discovery", "check_store", "check_tls"]
 
 _LOCK_WAIT = 5.0
 
 
-async def check_discovery(client: ClientCredentials) -> tuple[Result, str | None]:
+async def check_discovery(client: ClientCredentials) -> tuple[CheckResult, str | None]:
     """The issuer's metadata, its token endpoint, and whether it lists our auth method."""
     name = "discovery"
     if client.issuer is None:
@@ -46,13 +44,14 @@ async def check_discovery(client: ClientCredentials) -> tuple[Result, str | None
             "use the issuer exactly as the server names it (try: curl "
             f"{metadata_urls(client.issuer)[0]}), or set TOKENFLEET_TOKEN_URL instead"
         )
-        return failed(name, str(exc), fix, exit_code_of(exc)), None
+        code = UNAVAILABLE if isinstance(exc, TransportError) else USAGE
+        return failed(name, str(exc), fix, code), None
     endpoint = client.token_url or metadata.token_endpoint
     detail = f"{metadata.url} -> token endpoint {endpoint}, {client.auth_method} supported"
     return passed(name, detail), endpoint
 
 
-async def check_tls(settings: Settings, token_url: str) -> Result:
+async def check_tls(client: ClientCredentials, token_url: str) -> CheckResult:
     """https? certificate trusted, for the right name, and how long it stays valid."""
     name = "TLS"
     try:
@@ -68,23 +67,28 @@ async def check_tls(settings: Settings, token_url: str) -> Result:
     parts = urlsplit(token_url)
     if parts.scheme == "http":
         return passed(name, "plain http on loopback: fine for a dev server, use https elsewhere")
-    return await _handshake(name, parts.hostname or "", parts.port or 443, settings)
+    return await _handshake(name, parts.hostname or "", parts.port or 443, client)
 
 
-async def _handshake(name: str, host: str, port: int, settings: Settings) -> Result:
-    context = ssl_context_of(settings) or ssl.create_default_context()
+async def _handshake(name: str, host: str, port: int, client: ClientCredentials) -> CheckResult:
+    given = client._ssl  # the client's own TLS settings: what its requests will use
+    context = given if isinstance(given, ssl.SSLContext) else ssl.create_default_context()
     try:
-        async with asyncio.timeout(settings.timeout):
+        async with asyncio.timeout(client.timeout):
             _, writer = await asyncio.open_connection(host, port, ssl=context)
     except ssl.SSLCertVerificationError as exc:
         fix = (
             "if the server uses a private CA, pass --ca-file (TOKENFLEET_CA_FILE or "
             "SSL_CERT_FILE); if the name differs, use the name on its certificate"
         )
-        return failed(name, f"certificate of {host} not accepted: {exc.verify_message}", fix, 4)
+        return failed(
+            name, f"certificate of {host} not accepted: {exc.verify_message}", fix, UNAVAILABLE
+        )
     except (OSError, TimeoutError) as exc:
         fix = f"check the host name, DNS, and that this host may connect to {host}:{port}"
-        return failed(name, f"cannot connect to {host}:{port} ({type(exc).__name__})", fix, 4)
+        return failed(
+            name, f"cannot connect to {host}:{port} ({type(exc).__name__})", fix, UNAVAILABLE
+        )
     cert = writer.get_extra_info("peercert") or {}
     version = writer.get_extra_info("ssl_object").version()
     writer.close()
@@ -99,26 +103,37 @@ def _cert_expiry(cert: dict[str, object]) -> str:
     return f", {ago_or_in(left, future='expires in', past='expired')}"
 
 
-async def check_store(settings: Settings) -> Result:
-    """The store answers, and its single-flight lock can be taken and given back."""
+async def check_store(store: TokenStore | str | None) -> CheckResult:
+    """The store answers, and its single-flight lock can be taken and given back.
+
+    A URL is opened and closed here; a store object is probed and left open.
+    """
     name = "store"
-    if not settings.store:
+    if store is None:
         return skipped(name, "none (TOKENFLEET_STORE): each process caches on its own")
-    shown = redact_url(settings.store)
+    if not isinstance(store, str):
+        shown = type(store).__name__
+        try:
+            return await _probe_store(name, shown, store)
+        except (StoreError, TimeoutError) as exc:
+            detail = str(exc) or f"no answer within {_LOCK_WAIT * 2:g} s"
+            fix = "check that the store's server is up and reachable from this host"
+            return failed(name, f"{shown} unreachable: {detail}", fix, UNAVAILABLE)
+    shown = redact_url(store)
     try:
-        store = store_from_url(settings.store)
+        opened = store_from_url(store)
     except ConfigurationError as exc:
         return failed(name, str(exc), "fix the store URL or the directory's permissions", USAGE)
     try:
-        return await _probe_store(name, shown, store)
+        return await _probe_store(name, shown, opened)
     except (StoreError, TimeoutError) as exc:
-        detail = str(exc) or f"no answer within {settings.timeout:g} s"
-        return failed(name, f"{shown} unreachable: {detail}", _store_fix(settings.store), 4)
+        detail = str(exc) or f"no answer within {_LOCK_WAIT * 2:g} s"
+        return failed(name, f"{shown} unreachable: {detail}", _store_fix(store), UNAVAILABLE)
     finally:
-        await store.aclose()
+        await opened.aclose()
 
 
-async def _probe_store(name: str, shown: str, store: TokenStore) -> Result:
+async def _probe_store(name: str, shown: str, store: TokenStore) -> CheckResult:
     key = f"tokenfleet-check:{uuid.uuid4().hex}"  # not a real key: no fleet waits on us
     started = time.perf_counter()
     async with asyncio.timeout(_LOCK_WAIT * 2):
@@ -126,7 +141,9 @@ async def _probe_store(name: str, shown: str, store: TokenStore) -> Result:
         async with store.lock(key, _LOCK_WAIT) as held:
             if not held:
                 fix = "another process holds a lock it should not: check the store"
-                return failed(name, f"{shown}: lock not acquired in {_LOCK_WAIT:g} s", fix, 4)
+                return failed(
+                    name, f"{shown}: lock not acquired in {_LOCK_WAIT:g} s", fix, UNAVAILABLE
+                )
     took = latency(time.perf_counter() - started)
     return passed(name, f"{shown} reachable; lock acquired and released ({took})")
 

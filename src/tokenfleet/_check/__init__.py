@@ -1,0 +1,1 @@
+"""``tokenfleet.check``: diagnose a client configuration, as ``tokenfleet check`` prints it."""
