@@ -18,12 +18,25 @@ from ._client.discovery import ServerMetadata as ServerMetadata
 from ._exceptions import ConfigurationError as ConfigurationError
 from ._exceptions import DisallowedAlgorithm as DisallowedAlgorithm
 from ._exceptions import DiscoveryError as DiscoveryError
+from ._exceptions import DPoPDowngrade as DPoPDowngrade
+from ._exceptions import DPoPKeyMismatch as DPoPKeyMismatch
+from ._exceptions import DPoPKeyNotSealed as DPoPKeyNotSealed
+from ._exceptions import DPoPMethodMismatch as DPoPMethodMismatch
+from ._exceptions import DPoPNonceRequired as DPoPNonceRequired
+from ._exceptions import DPoPProofError as DPoPProofError
+from ._exceptions import DPoPProofExpired as DPoPProofExpired
+from ._exceptions import DPoPProofMissing as DPoPProofMissing
+from ._exceptions import DPoPProofReplayed as DPoPProofReplayed
+from ._exceptions import DPoPSignatureInvalid as DPoPSignatureInvalid
+from ._exceptions import DPoPTokenHashMismatch as DPoPTokenHashMismatch
+from ._exceptions import DPoPUrlMismatch as DPoPUrlMismatch
 from ._exceptions import EndpointNotFound as EndpointNotFound
 from ._exceptions import FetchTimeout as FetchTimeout
 from ._exceptions import FleetCooldown as FleetCooldown
 from ._exceptions import InsufficientScope as InsufficientScope
 from ._exceptions import InvalidAudience as InvalidAudience
 from ._exceptions import InvalidClient as InvalidClient
+from ._exceptions import InvalidDPoPProof as InvalidDPoPProof
 from ._exceptions import InvalidGrant as InvalidGrant
 from ._exceptions import InvalidIssuer as InvalidIssuer
 from ._exceptions import InvalidRequest as InvalidRequest
@@ -32,6 +45,7 @@ from ._exceptions import InvalidSignature as InvalidSignature
 from ._exceptions import InvalidTarget as InvalidTarget
 from ._exceptions import InvalidTokenResponse as InvalidTokenResponse
 from ._exceptions import IssuerMismatch as IssuerMismatch
+from ._exceptions import MalformedDPoPProof as MalformedDPoPProof
 from ._exceptions import MalformedToken as MalformedToken
 from ._exceptions import OAuthError as OAuthError
 from ._exceptions import RateLimited as RateLimited
@@ -47,7 +61,10 @@ from ._exceptions import UnauthorizedClient as UnauthorizedClient
 from ._exceptions import UnknownKey as UnknownKey
 from ._exceptions import UnsupportedAuthMethod as UnsupportedAuthMethod
 from ._exceptions import UnsupportedGrantType as UnsupportedGrantType
+from ._exceptions import UseDPoPNonce as UseDPoPNonce
 from ._jwt.claims import Claims as Claims
+from ._jwt.dpop import DPoPVerifier as DPoPVerifier
+from ._jwt.dpop_key import DPoPKey as DPoPKey
 from ._jwt.verifier import JWTVerifier as JWTVerifier
 from ._manager.events import Event as Event
 from ._manager.manager import TokenManager as TokenManager
@@ -93,6 +110,20 @@ __all__ = [
     "Claims",
     "ClientCredentials",
     "ConfigurationError",
+    "DPoPDowngrade",
+    "DPoPKey",
+    "DPoPKeyMismatch",
+    "DPoPKeyNotSealed",
+    "DPoPMethodMismatch",
+    "DPoPNonceRequired",
+    "DPoPProofError",
+    "DPoPProofExpired",
+    "DPoPProofMissing",
+    "DPoPProofReplayed",
+    "DPoPSignatureInvalid",
+    "DPoPTokenHashMismatch",
+    "DPoPUrlMismatch",
+    "DPoPVerifier",
     "DisallowedAlgorithm",
     "DiscoveryError",
     "EndpointNotFound",
@@ -104,6 +135,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClient",
+    "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidIssuer",
     "InvalidRequest",
@@ -114,6 +146,7 @@ __all__ = [
     "IssuerMismatch",
     "JWTVerifier",
     "KeyedTokenSource",
+    "MalformedDPoPProof",
     "MalformedToken",
     "MemoryStore",
     "OAuthError",
@@ -139,6 +172,7 @@ __all__ = [
     "UnknownKey",
     "UnsupportedAuthMethod",
     "UnsupportedGrantType",
+    "UseDPoPNonce",
     "__version__",
     "check",
     "store_from_url",

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from yarl import URL
 
+from ._client.dpop import ResourceDPoP
 from ._client.request import check_endpoint_url
 from ._exceptions import ConfigurationError
 from ._manager.manager import TokenManager
@@ -219,6 +220,7 @@ class Bearer:
         self.destinations = Destinations(
             integration, manager, origins, allow_insecure_http=allow_insecure_http
         )
+        self.dpop = ResourceDPoP()  # proofs and nonces for DPoP-bound tokens (RFC 9449)
 
     async def token(self) -> Token:
         """The token to send now."""

@@ -14,15 +14,19 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   │   ├── UnsupportedGrantType
     │   │   ├── InvalidScope
     │   │   ├── InvalidTarget         RFC 8707 §2
-    │   │   └── EndpointNotFound      HTTP 404/405 with no error body: no token endpoint there
+    │   │   ├── EndpointNotFound      HTTP 404/405 with no error body: no token endpoint there
+    │   │   ├── InvalidDPoPProof      RFC 9449 §5: the server refused our DPoP proof
+    │   │   └── UseDPoPNonce          RFC 9449 §8: a nonce was still demanded after one retry
     │   ├── ServerError               HTTP 5xx
     │   ├── RateLimited               HTTP 429 (``retry_after`` in seconds)
     │   ├── InvalidTokenResponse      a 2xx (or error) body we cannot use
+    │   │   └── DPoPDowngrade         a Bearer token answered a DPoP request (RFC 9449 §5)
     │   └── FleetCooldown             another process saw the endpoint fail; backing off
     ├── TransportError                connection, DNS, TLS, timeout (token, metadata, JWKS)
     │   └── FetchTimeout              the whole fetch ran out of time (also a TimeoutError)
     ├── InsufficientScope             fewer scopes granted than required
     ├── StoreError                    a token store failed (only raised with fail_open=False)
+    │   └── DPoPKeyNotSealed          a shared store without a cipher was given a DPoP key
     ├── DiscoveryError                no usable server metadata or JWK Set (RFC 8414, 7517)
     │   └── IssuerMismatch            the metadata names another issuer (RFC 8414 §3.3)
     └── TokenVerificationError        ``JWTVerifier`` refused a token
@@ -33,7 +37,18 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
         ├── TokenExpired              ``exp`` is past, beyond the leeway
         ├── TokenNotYetValid          ``nbf`` is ahead, beyond the leeway
         ├── InvalidIssuer             ``iss`` is not the expected issuer
-        └── InvalidAudience           ``aud`` names none of the expected audiences
+        ├── InvalidAudience           ``aud`` names none of the expected audiences
+        └── DPoPProofError            a DPoP-bound token's proof is refused (RFC 9449 §4.3)
+            ├── DPoPProofMissing      a DPoP-bound token without a proof (or sent as Bearer)
+            ├── MalformedDPoPProof    not a dpop+jwt JWS, a bad jwk, a missing claim
+            ├── DPoPSignatureInvalid  the proof's signature does not verify with its jwk
+            ├── DPoPMethodMismatch    ``htm`` is not the request's method
+            ├── DPoPUrlMismatch       ``htu`` is not the request's URL
+            ├── DPoPProofExpired      ``iat`` outside the accepted window
+            ├── DPoPProofReplayed     ``jti`` seen before within the window
+            ├── DPoPTokenHashMismatch ``ath`` is not the hash of the presented token
+            ├── DPoPKeyMismatch       the proof key is not the token's ``cnf.jkt``
+            └── DPoPNonceRequired     the proof lacks the server's current nonce
 
 Messages never contain a client secret, a client assertion or an access token (claims of
 a refused token may appear: they are not credentials); the
@@ -45,6 +60,18 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DPoPDowngrade",
+    "DPoPKeyMismatch",
+    "DPoPKeyNotSealed",
+    "DPoPMethodMismatch",
+    "DPoPNonceRequired",
+    "DPoPProofError",
+    "DPoPProofExpired",
+    "DPoPProofMissing",
+    "DPoPProofReplayed",
+    "DPoPSignatureInvalid",
+    "DPoPTokenHashMismatch",
+    "DPoPUrlMismatch",
     "DisallowedAlgorithm",
     "DiscoveryError",
     "EndpointNotFound",
@@ -53,6 +80,7 @@ __all__ = [
     "InsufficientScope",
     "InvalidAudience",
     "InvalidClient",
+    "InvalidDPoPProof",
     "InvalidGrant",
     "InvalidIssuer",
     "InvalidRequest",
@@ -61,6 +89,7 @@ __all__ = [
     "InvalidTarget",
     "InvalidTokenResponse",
     "IssuerMismatch",
+    "MalformedDPoPProof",
     "MalformedToken",
     "OAuthError",
     "RateLimited",
@@ -76,6 +105,7 @@ __all__ = [
     "UnknownKey",
     "UnsupportedAuthMethod",
     "UnsupportedGrantType",
+    "UseDPoPNonce",
 ]
 
 
@@ -158,6 +188,17 @@ class EndpointNotFound(OAuthError):
     """
 
 
+class InvalidDPoPProof(OAuthError):
+    """``invalid_dpop_proof`` (RFC 9449 §5): the server refused the DPoP proof we sent.
+
+    Usually a clock far off (``iat``), or a server that does not accept the key's ``alg``.
+    """
+
+
+class UseDPoPNonce(OAuthError):
+    """``use_dpop_nonce`` (RFC 9449 §8) even after one retry with the server's nonce."""
+
+
 class ServerError(TokenEndpointError):
     """The token endpoint answered with an HTTP 5xx status."""
 
@@ -195,6 +236,14 @@ class FleetCooldown(TokenEndpointError):
         self.reason = reason
 
 
+class DPoPDowngrade(InvalidTokenResponse):
+    """We sent a DPoP proof and the server answered with a ``Bearer`` token (RFC 9449 §5).
+
+    The token is not bound to our key: anyone who copies it can use it. Pass
+    ``allow_dpop_downgrade=True`` to ``ClientCredentials`` to accept such tokens knowingly.
+    """
+
+
 class TransportError(TokenFleetError):
     """The authorization server (token endpoint, metadata, JWKS) could not be reached.
 
@@ -222,6 +271,15 @@ class InsufficientScope(TokenFleetError):
 
 class StoreError(TokenFleetError):
     """A token store (file, Redis, ...) failed; raised only when ``fail_open=False``."""
+
+
+class DPoPKeyNotSealed(StoreError):
+    """A shared store without a cipher was asked to hold a DPoP-bound token.
+
+    The token is useless without its private key, and the key must not lie in a cache in
+    clear: give the store a cipher (``RedisStore(..., cipher=AesGcmCipher(...))``).
+    ``TokenManager`` avoids this by keeping DPoP tokens per process (with one WARNING).
+    """
 
 
 class UnsupportedAuthMethod(ConfigurationError):
@@ -302,6 +360,70 @@ class InvalidAudience(TokenVerificationError):
     """The ``aud`` claim is missing or names none of the expected audiences."""
 
 
+class DPoPProofError(TokenVerificationError):
+    """A DPoP proof was refused (RFC 9449 §4.3, §7.1). Answer 401 with
+    ``WWW-Authenticate: DPoP error="invalid_dpop_proof"`` (``error`` says which).
+
+    Attributes:
+        error: the RFC 9449 §7.1 error code for the challenge.
+        nonce: a fresh nonce to send as ``DPoP-Nonce``, when the verifier uses nonces.
+    """
+
+    error = "invalid_dpop_proof"
+
+    def __init__(self, message: str, *, nonce: str | None = None) -> None:
+        super().__init__(message)
+        self.nonce = nonce
+
+
+class DPoPProofMissing(DPoPProofError):
+    """A DPoP-bound token (``cnf.jkt``) came without a proof, or with the Bearer scheme."""
+
+    error = "invalid_token"
+
+
+class MalformedDPoPProof(DPoPProofError):
+    """Not a ``dpop+jwt`` compact JWS, a bad or private ``jwk``, or a missing claim."""
+
+
+class DPoPSignatureInvalid(DPoPProofError):
+    """The proof's signature does not verify with the ``jwk`` in its header."""
+
+
+class DPoPMethodMismatch(DPoPProofError):
+    """The proof's ``htm`` is not the request's HTTP method."""
+
+
+class DPoPUrlMismatch(DPoPProofError):
+    """The proof's ``htu`` is not the request's URL (query and fragment aside)."""
+
+
+class DPoPProofExpired(DPoPProofError):
+    """The proof's ``iat`` is outside the accepted window (too old, or in the future)."""
+
+
+class DPoPProofReplayed(DPoPProofError):
+    """The proof's ``jti`` was already used within the window: a replayed proof."""
+
+
+class DPoPTokenHashMismatch(DPoPProofError):
+    """The proof's ``ath`` is missing or is not the hash of the presented access token."""
+
+
+class DPoPKeyMismatch(DPoPProofError):
+    """The proof was signed by a key other than the one the token is bound to
+    (``cnf.jkt``): typically a token used without its key, i.e. stolen."""
+
+    error = "invalid_token"
+
+
+class DPoPNonceRequired(DPoPProofError):
+    """The proof lacks the server's current nonce; send ``nonce`` as ``DPoP-Nonce`` with
+    ``error="use_dpop_nonce"`` (RFC 9449 §9)."""
+
+    error = "use_dpop_nonce"
+
+
 _OAUTH_ERRORS: dict[str, type[OAuthError]] = {
     "invalid_request": InvalidRequest,
     "invalid_client": InvalidClient,
@@ -310,6 +432,8 @@ _OAUTH_ERRORS: dict[str, type[OAuthError]] = {
     "unsupported_grant_type": UnsupportedGrantType,
     "invalid_scope": InvalidScope,
     "invalid_target": InvalidTarget,
+    "invalid_dpop_proof": InvalidDPoPProof,
+    "use_dpop_nonce": UseDPoPNonce,
 }
 
 

@@ -17,6 +17,7 @@ import msgspec
 
 from ._exceptions import ConfigurationError
 from ._jwt.claims import Claims, read_claims
+from ._jwt.dpop_key import DPoPKey
 
 __all__ = ["Secret", "Token", "fingerprint"]
 
@@ -41,6 +42,10 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
         issued_at: Unix time at which the request for it was sent.
         scopes: the scopes granted (the requested ones when the server does not say).
         extra: any other members of the token response (``id_token``, vendor fields).
+        dpop_key: for a DPoP-bound token (``token_type == "DPoP"``, RFC 9449), the key
+            it is bound to, which signs the proof of every request (:meth:`dpop_proof`).
+            Opaque: its repr shows only the thumbprint, and shared stores seal it with
+            their cipher (and refuse it without one).
     """
 
     access_token: str
@@ -49,11 +54,28 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     issued_at: float
     scopes: tuple[str, ...] = ()
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    dpop_key: DPoPKey | None = None
 
     @property
     def authorization(self) -> str:
-        """The value for an HTTP ``Authorization`` header, e.g. ``"Bearer eyJ..."``."""
+        """The value for an HTTP ``Authorization`` header, e.g. ``"Bearer eyJ..."``
+        (``"DPoP eyJ..."`` for a DPoP-bound token, RFC 9449 §7.1)."""
         return f"{self.token_type} {self.access_token}"
+
+    def dpop_proof(self, method: str, url: str, *, nonce: str | None = None) -> str:
+        """A fresh DPoP proof for sending this token with one request (RFC 9449 §7).
+
+        Goes in the ``DPoP`` header next to ``Authorization: DPoP <token>``; it carries
+        ``ath``, the hash of this token. The HTTP integrations do this by themselves.
+
+        Raises:
+            ConfigurationError: the token is not DPoP-bound (it has no ``dpop_key``).
+        """
+        if self.dpop_key is None:
+            raise ConfigurationError(
+                f"this token is not DPoP-bound (token_type {self.token_type!r}); it needs no proof"
+            )
+        return self.dpop_key.proof(method, url, access_token=self.access_token, nonce=nonce)
 
     @property
     def expires_in(self) -> float:
@@ -88,7 +110,8 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         return (
             f"Token(token_type={self.token_type!r}, access_token=<sha256:{self.fingerprint}>, "
-            f"expires_at={self.expires_at:.3f}, scopes={self.scopes!r})"
+            f"expires_at={self.expires_at:.3f}, scopes={self.scopes!r}"
+            + (f", dpop_jkt={self.dpop_key.thumbprint!r})" if self.dpop_key else ")")
         )
 
     __str__ = __repr__

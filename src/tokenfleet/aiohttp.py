@@ -39,6 +39,13 @@ class BearerAuth:
     token; a second ``401`` is returned as it is. Because invalidation is
     compare-and-delete, a burst of 401s for one revoked token costs one token request.
 
+    A DPoP-bound token (``ClientCredentials(dpop=...)``, RFC 9449) goes as
+    ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof per request (``htm``,
+    ``htu``, ``ath``), never as ``Bearer``. A ``401`` with ``WWW-Authenticate: DPoP
+    error="use_dpop_nonce"`` and a new ``DPoP-Nonce`` is retried once with that nonce
+    (remembered per origin, and updated from every ``DPoP-Nonce`` header); other 401s
+    follow the rule above.
+
     Requests it leaves alone (sent unchanged, no token fetched):
 
     * requests to an origin that is not allowed (see ``origins``);
@@ -96,15 +103,41 @@ class BearerAuth:
         if not self._should_authenticate(request):
             return await handler(request)
         token = await self._bearer.token()
-        request.headers[hdrs.AUTHORIZATION] = token.authorization
-        response = await handler(request)
+        response, sent = await self._send(request, handler, token)
         if response.status != 401:
             return response
+        if await self._nonce_retry(token, request, response, sent):
+            response, _ = await self._send(request, handler, token)
+            if response.status != 401:
+                return response
         fresh = await self._replacement(token, request, response)
         if fresh is None:
             return response
-        request.headers[hdrs.AUTHORIZATION] = fresh.authorization
-        return await handler(request)
+        return (await self._send(request, handler, fresh))[0]
+
+    async def _send(
+        self, request: ClientRequest, handler: ClientHandlerType, token: Token
+    ) -> tuple[ClientResponse, str | None]:
+        """Send with ``token`` (and a fresh DPoP proof if it is bound, RFC 9449 §7);
+        the response and the DPoP nonce the proof carried."""
+        dpop = self._bearer.dpop
+        sent = dpop.apply(request.headers, token, request.method, request.url)
+        response = await handler(request)
+        dpop.observe(token, request.url, response.headers.get("DPoP-Nonce"))
+        return response, sent
+
+    async def _nonce_retry(
+        self, token: Token, request: ClientRequest, response: ClientResponse, sent: str | None
+    ) -> bool:
+        """A 401 asking for a DPoP nonce (RFC 9449 §9): one retry with it, same token."""
+        challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
+        if not self._bearer.dpop.nonce_challenge(token, request.url, challenge, sent):
+            return False
+        if not _replayable(request.body):
+            return False
+        response.release()
+        await request.close()
+        return True
 
     async def _replacement(
         self, token: Token, request: ClientRequest, response: ClientResponse

@@ -43,6 +43,13 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
     returned as it is. Invalidation is compare-and-delete, so a burst of 401s for one
     revoked token costs one token request.
 
+    A DPoP-bound token (``ClientCredentials(dpop=...)``, RFC 9449) goes as
+    ``Authorization: DPoP <token>`` with a fresh ``DPoP`` proof per request (``htm``,
+    ``htu``, ``ath``), never as ``Bearer``. A ``401`` with ``WWW-Authenticate: DPoP
+    error="use_dpop_nonce"`` and a new ``DPoP-Nonce`` is retried once with that nonce
+    (remembered per origin, and updated from every ``DPoP-Nonce`` header); other 401s
+    follow the rule above.
+
     Requests it leaves alone (sent unchanged, no token fetched): those to an origin not
     in ``origins``, to the manager's token endpoint, and those that already carry an
     ``Authorization`` header. httpx itself drops the header on a redirect to another
@@ -101,18 +108,29 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
             yield request
             return
         token = await self._bearer.token()
-        request.headers["Authorization"] = token.authorization
+        dpop, url = self._bearer.dpop, URL(str(request.url))
+        sent = dpop.apply(request.headers, token, request.method, url)
         response = yield request
+        dpop.observe(token, url, response.headers.get("DPoP-Nonce"))
         if response.status_code != 401:
             return
-        if not isinstance(request.stream, httpx.ByteStream):
+        replayable = isinstance(request.stream, httpx.ByteStream)
+        challenge = response.headers.get("WWW-Authenticate")
+        if replayable and dpop.nonce_challenge(token, url, challenge, sent):
+            # RFC 9449 §9: the resource wants a nonce; one retry with it, same token
+            dpop.apply(request.headers, token, request.method, url)
+            response = yield request
+            dpop.observe(token, url, response.headers.get("DPoP-Nonce"))
+            if response.status_code != 401:
+                return
+        if not replayable:
             # an iterator or multipart body: the first send may have drained it
             await self.manager.invalidate(token)  # the caller's own retry gets a new one
             return
         fresh = await self._bearer.replacement(token)
         if fresh is None:
             return
-        request.headers["Authorization"] = fresh.authorization
+        dpop.apply(request.headers, fresh, request.method, url)
         yield request
 
     def sync_auth_flow(

@@ -27,12 +27,15 @@ from .._exceptions import (
     RateLimited,
     ServerError,
     TransportError,
+    UseDPoPNonce,
 )
+from .._jwt.dpop_key import DPoPKey
 from .._models import Secret, Token
 from . import discovery
 from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
 from .discovery import ServerMetadata
+from .dpop import TokenRequestDPoP, dpop_setting
 from .http import LazySession
 from .request import (
     build_form,
@@ -132,6 +135,12 @@ class ClientCredentials:
         require_scopes: raise ``InsufficientScope`` when the server grants fewer scopes
             than requested (default: log one warning per scope set and go on).
         allow_insecure_http: permit a plain-http token URL on a non-loopback host.
+        dpop: ``True`` binds tokens to a proof key made for this client (ES256), or pass
+            a :class:`~tokenfleet.DPoPKey`; every token request then carries a DPoP
+            proof and the tokens come back ``token_type == "DPoP"`` (RFC 9449). See
+            ``docs/dpop.md``.
+        allow_dpop_downgrade: accept a ``Bearer`` token in answer to a DPoP request
+            (default: raise ``DPoPDowngrade``).
         clock: Unix-time clock, injectable for tests.
     """
 
@@ -158,6 +167,8 @@ class ClientCredentials:
         default_lifetime: float = 3600.0,
         require_scopes: bool = False,
         allow_insecure_http: bool = False,
+        dpop: bool | DPoPKey = False,
+        allow_dpop_downgrade: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
@@ -210,6 +221,15 @@ class ClientCredentials:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._http = LazySession("ClientCredentials", session)
         self._clock = clock
+        key = dpop_setting(dpop)
+        self._dpop = (
+            None if key is None else TokenRequestDPoP(key, allow_downgrade=allow_dpop_downgrade)
+        )
+
+    @property
+    def dpop(self) -> DPoPKey | None:
+        """The DPoP proof key of this client's token requests, if it uses DPoP."""
+        return None if self._dpop is None else self._dpop.key
 
     @classmethod
     def from_env(
@@ -251,6 +271,7 @@ class ClientCredentials:
             audience=self.audience,
             resources=self.resources,
             extra_params=self.extra_params,
+            dpop=self._dpop is not None,
         )
 
     async def fetch_token(self, scopes: str | Iterable[str] | None = None) -> Token:
@@ -300,10 +321,25 @@ class ClientCredentials:
 
     async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
         token_url = await self._token_endpoint()
+        if self._dpop is None:
+            return await self._post(token_url, scopes, {})
+        proof, sent = self._dpop.proof(token_url)
+        try:
+            token = await self._post(token_url, scopes, {"DPoP": proof})
+        except UseDPoPNonce as exc:  # RFC 9449 §8: one retry with the nonce, never a loop
+            if not self._dpop.may_retry(exc, token_url, sent):
+                raise
+            token = await self._post(token_url, scopes, {"DPoP": self._dpop.proof(token_url)[0]})
+        return self._dpop.bind(token, token_url)
+
+    async def _post(
+        self, token_url: str, scopes: tuple[str, ...], extra_headers: dict[str, str]
+    ) -> Token:
         form = build_form(scopes, self.audience, self.resources, self.extra_params)
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded",
+            **extra_headers,
         }
         sensitive = self._auth.apply(form, headers)
         session = self._http.get()
@@ -320,6 +356,8 @@ class ClientCredentials:
                 status = response.status
                 content_type = response.headers.get("Content-Type", "")
                 retry_after = response.headers.get("Retry-After")
+                if self._dpop is not None:
+                    self._dpop.observe(token_url, response.headers.get("DPoP-Nonce"))
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportError(
                 f"could not reach the token endpoint {token_url}: {type(exc).__name__}"
@@ -424,9 +462,10 @@ class ClientCredentials:
 
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}" if self.token_url else f"issuer={self.issuer!r}"
+        dpop = "" if self._dpop is None else f", dpop={self._dpop.key!r}"
         return (
             f"ClientCredentials({where}, client_id={self.client_id!r}, "
-            f"auth_method={self.auth_method!r}, scopes={self.scopes!r})"
+            f"auth_method={self.auth_method!r}, scopes={self.scopes!r}{dpop})"
         )
 
 

@@ -163,25 +163,29 @@ def cache_key(
     audience: str | None,
     resources: Iterable[str],
     extra_params: Mapping[str, str],
+    dpop: bool = False,
 ) -> str:
     """The full identity of a token: everything that can change what the server grants.
 
     Scopes, resources and extra params are order-insensitive sets. ``credential`` is a
-    fingerprint, never the secret. The result is a readable prefix plus a hash:
+    fingerprint, never the secret. ``dpop`` keeps DPoP-bound tokens apart from bearer
+    ones; not the key itself, so processes with different keys share one token (and its
+    key, which travels with it). The result is a readable prefix plus a hash:
     ``tokenfleet:v1:<client_id>:<hash>``.
     """
-    material = msgspec.json.encode(
-        [
-            token_url,
-            client_id,
-            auth_method,
-            credential,
-            sorted(set(scopes)),
-            audience,
-            sorted(set(resources)),
-            sorted(extra_params.items()),
-        ]
-    )
+    parts: list[object] = [
+        token_url,
+        client_id,
+        auth_method,
+        credential,
+        sorted(set(scopes)),
+        audience,
+        sorted(set(resources)),
+        sorted(extra_params.items()),
+    ]
+    if dpop:  # appended only then: the keys of bearer tokens stay what they were
+        parts.append("dpop")
+    material = msgspec.json.encode(parts)
     digest = hashlib.sha256(material).hexdigest()[:32]
     readable = re.sub(r"[^A-Za-z0-9._-]", "_", client_id)[:48]
     return f"tokenfleet:v1:{readable}:{digest}"

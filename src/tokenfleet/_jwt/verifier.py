@@ -26,6 +26,7 @@ from .._exceptions import (
     ConfigurationError,
     DisallowedAlgorithm,
     DiscoveryError,
+    DPoPProofMissing,
     FetchTimeout,
     InvalidSignature,
     MalformedToken,
@@ -34,6 +35,7 @@ from .._exceptions import (
 )
 from .._models import Token
 from .claims import Claims, check_claims, claims_from, is_at_jwt, split_jws
+from .dpop import DPoPVerifier, bound_jkt
 from .jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
 
 __all__ = ["JWTVerifier"]
@@ -66,6 +68,8 @@ class JWTVerifier:
         timeout: seconds for one JWKS or metadata request.
         session: an aiohttp session to use; it is not closed by the verifier.
         allow_insecure_http: permit plain-http issuer and JWKS URLs off loopback.
+        dpop: the :class:`~tokenfleet.DPoPVerifier` that checks the proofs of
+            DPoP-bound tokens (default: one with its default settings).
         clock: Unix-time clock for ``exp`` and ``nbf``, injectable for tests.
     """
 
@@ -83,8 +87,10 @@ class JWTVerifier:
         timeout: float = 10.0,
         session: aiohttp.ClientSession | None = None,
         allow_insecure_http: bool = False,
+        dpop: DPoPVerifier | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.dpop = dpop if dpop is not None else DPoPVerifier(clock=clock)
         self.issuer = discovery.check_issuer(issuer, allow_insecure_http=allow_insecure_http)
         if isinstance(audience, str):
             self.audiences: frozenset[str] | None = frozenset({audience})
@@ -116,14 +122,27 @@ class JWTVerifier:
 
     # ------------------------------------------------------------------ verifying
 
-    async def verify(self, token: str | Token) -> Claims:
+    async def verify(
+        self,
+        token: str | Token,
+        *,
+        dpop_proof: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> Claims:
         """Verify ``token`` and return its claims.
+
+        A DPoP-bound token (``cnf.jkt``, RFC 9449 §6.1) is accepted only with a valid
+        proof for this request: pass the ``DPoP`` header as ``dpop_proof`` and the
+        request's ``method`` and full ``url`` (see :class:`~tokenfleet.DPoPVerifier`).
+        Refuse a bound token sent with the ``Bearer`` scheme yourself, or pass no proof.
 
         Raises:
             TokenVerificationError: the token is refused; the subclass says why
                 (``MalformedToken``, ``DisallowedAlgorithm``, ``UnknownKey``,
                 ``InvalidSignature``, ``TokenExpired``, ``TokenNotYetValid``,
-                ``InvalidIssuer``, ``InvalidAudience``).
+                ``InvalidIssuer``, ``InvalidAudience``, and ``DPoPProofError``
+                subclasses for DPoP).
             DiscoveryError, TransportError: the JWK Set could not be obtained.
         """
         raw = token.access_token if isinstance(token, Token) else token
@@ -144,7 +163,22 @@ class JWTVerifier:
             now=self._clock(),
             leeway=self.leeway,
         )
+        jkt = bound_jkt(claims)
+        if jkt is not None or dpop_proof is not None:
+            self._check_dpop(raw, jkt, dpop_proof, method, url)
         return claims
+
+    def _check_dpop(
+        self, raw: str, jkt: str | None, proof: str | None, method: str | None, url: str | None
+    ) -> None:
+        if proof is None:
+            raise DPoPProofMissing(
+                "the token is DPoP-bound (cnf.jkt): it needs a DPoP proof, and the DPoP scheme",
+                nonce=self.dpop.nonce if self.dpop.require_nonce else None,
+            )
+        if method is None or url is None:
+            raise ConfigurationError("verify(dpop_proof=...) needs the request's method and url")
+        self.dpop.verify(proof, method=method, url=url, access_token=raw, jkt=jkt)
 
     def _check_header(self, header: dict[str, object]) -> tuple[str, str | None]:
         alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")

@@ -50,6 +50,7 @@ from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
 from . import otel
 from .backoff import Backoff
+from .dpop import store_for
 from .events import Event, EventKind, Events, Subscriber
 from .fleet import FleetSignals
 from .policy import schedule
@@ -144,7 +145,8 @@ class TokenManager:
         if leeway < 0 or min_backoff <= 0 or max_backoff < min_backoff:
             raise ConfigurationError("need leeway >= 0 and 0 < min_backoff <= max_backoff")
         self.source = source
-        self.store: TokenStore = store if store is not None else MemoryStore()
+        # DPoP keys go to a shared store only sealed; else tokens stay per process.
+        self.store: TokenStore = store_for(source, store if store is not None else MemoryStore())
         self.stats = Stats()
         self.leeway = float(leeway)
         self.refresh_ratio = float(refresh_ratio)

@@ -19,6 +19,12 @@ The wire format is a msgpack array ``[v, fp, until, token]``:
 The fingerprint (48 bits of SHA-256 of the access token) stays in clear: it tells which
 token an entry holds, not what the token is.
 
+A DPoP-bound token (RFC 9449) is useless without its private key, so the key travels
+with it, inside the token body: its algorithm and PKCS#8 DER. That body is sealed by the
+cipher; without a cipher, :func:`encode` refuses such a token (``DPoPKeyNotSealed``) and
+:func:`decode_entry` refuses a clear entry that holds a key, so no private key ever lies
+in a shared cache in clear.
+
 Anything that does not decode (another version, truncated, garbage, wrong types, a
 fingerprint that does not match its token) is a miss, reported by :class:`Codec` with one
 WARNING per period per store, never with the bytes themselves.
@@ -32,7 +38,10 @@ from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
+from cryptography.exceptions import UnsupportedAlgorithm
 
+from .._exceptions import ConfigurationError, DPoPKeyNotSealed
+from .._jwt.dpop_key import DPoPKey
 from .._models import Token
 
 __all__ = [
@@ -88,12 +97,31 @@ class _Version(msgspec.Struct, array_like=True):
     v: int
 
 
+def _enc_hook(value: object) -> object:
+    """A DPoP key as ``[alg, PKCS#8 DER]``; only ever inside a sealed body (see above)."""
+    if isinstance(value, DPoPKey):
+        return (value.alg, value._export())
+    raise NotImplementedError(f"cannot store a {type(value).__name__}")
+
+
+def _dec_hook(kind: type, value: object) -> object:
+    if kind is DPoPKey and isinstance(value, list) and len(value) == 2:
+        alg, der = value
+        if isinstance(alg, str) and isinstance(der, bytes):
+            try:
+                return DPoPKey._import(der, alg)
+            except (ConfigurationError, ValueError, TypeError, UnsupportedAlgorithm):
+                pass
+        raise msgspec.ValidationError("not a usable DPoP key")
+    raise NotImplementedError(f"cannot read a {kind.__name__}")
+
+
 # msgspec reports invalid UTF-8 in a str field as UnicodeDecodeError, not DecodeError.
 _UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
-_encoder = msgspec.msgpack.Encoder()
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _version_decoder = msgspec.msgpack.Decoder(_Version)
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
-_token_decoder = msgspec.msgpack.Decoder(Token)
+_token_decoder = msgspec.msgpack.Decoder(Token, dec_hook=_dec_hook)
 _cooldown_decoder = msgspec.msgpack.Decoder(Cooldown)
 
 
@@ -113,7 +141,17 @@ def associated_data(key: str, fp: str, until: float) -> bytes:
 
 
 def encode(token: Token, until: float, *, cipher: Cipher | None = None, key: str = "") -> bytes:
-    """The stored form of ``token`` under cache key ``key``, valid until ``until`` (Unix s)."""
+    """The stored form of ``token`` under cache key ``key``, valid until ``until`` (Unix s).
+
+    Raises:
+        DPoPKeyNotSealed: ``token`` carries a DPoP key and there is no cipher to seal it.
+    """
+    if token.dpop_key is not None and cipher is None:
+        raise DPoPKeyNotSealed(
+            f"refusing to store the DPoP-bound token {token.fingerprint} under {key}: its "
+            "private key would lie in the store in clear. Give the store a cipher "
+            "(cipher=AesGcmCipher.from_env()), or keep DPoP tokens per process"
+        )
     body = _encoder.encode(token)
     if cipher is not None:
         aad = associated_data(key, token.fingerprint, until)
@@ -141,6 +179,8 @@ def decode_entry(
         return "a version-1 entry that does not decode (truncated or wrong types)"
     if token.fingerprint != envelope.fp:
         return "the fingerprint does not match the token"
+    if token.dpop_key is not None and cipher is None:
+        return "a DPoP key in clear (refused: keys are only read from sealed entries)"
     return token, envelope.until
 
 

@@ -94,6 +94,11 @@ class FileStore:
 
     # ------------------------------------------------------------------ tokens
 
+    @property
+    def holds_dpop_keys(self) -> bool:
+        """Whether DPoP-bound tokens may be stored: only sealed, so only with a cipher."""
+        return self._codec.cipher is not None
+
     async def get(self, key: str) -> Token | None:
         """The live token under ``key``, or ``None`` (missing, expired or unreadable)."""
         data = _read(self._file(key, ".tok"))

@@ -32,6 +32,9 @@ class MemoryStore:
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._clock = clock
 
+    holds_dpop_keys = True
+    """DPoP-bound tokens stay in this process's memory, with their keys: always fine."""
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -184,6 +184,11 @@ class RedisStore:
 
     # ------------------------------------------------------------------ tokens
 
+    @property
+    def holds_dpop_keys(self) -> bool:
+        """Whether DPoP-bound tokens may be stored: only sealed, so only with a cipher."""
+        return self._codec.cipher is not None
+
     async def get(self, key: str) -> Token | None:
         """The token under ``key``, or ``None`` (also for an unreadable entry)."""
         data = await self._run("GET", self._client.get(self._key(key)))

@@ -33,6 +33,7 @@ from ._clients import (
     new_client,
 )
 from ._counters import Counters, RequestRecord
+from ._dpop import DevDPoP, DPoPProblem
 from ._errors import NO_STORE, OAuthProblem, invalid_request, json_response
 from ._faults import Fault, FaultPlan, malformed_response, trickle
 from ._keys import KeyRing
@@ -78,6 +79,9 @@ class DevAuthServer:
         token_type: the ``token_type`` of token responses.
         metadata_overrides: merged into the discovery metadata.
         requests_log: a `RequestRecord` per token request since the last reset.
+        dpop: DPoP (RFC 9449) settings and counters (see `DevDPoP`): token requests with
+            a valid ``DPoP`` proof get DPoP-bound tokens, and the protected resource
+            accepts those only with ``Authorization: DPoP`` and a valid proof.
 
     Args:
         token_lifetime: initial ``token_lifetime``.
@@ -117,6 +121,7 @@ class DevAuthServer:
         self._keys = KeyRing()
         self._minter = TokenMinter(self._keys)
         self._faults = FaultPlan()
+        self.dpop = DevDPoP()
         self._counters = Counters()
         self._runner: web.AppRunner | None = None
         self.client_id = "dev-client"
@@ -339,6 +344,7 @@ class DevAuthServer:
         """Zero every counter and empty ``requests_log``."""
         self._counters = Counters()
         self.requests_log = []
+        self.dpop.reset()
 
     def stats(self) -> dict[str, Any]:
         """The counters, as served at ``/stats``."""
@@ -400,15 +406,34 @@ class DevAuthServer:
 
     async def _handle_resource(self, request: web.Request) -> web.Response:
         self._counters.resource_requests += 1
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "dpop":
+            return self._dpop_resource(request, credential.strip())
         token = bearer_token(request.headers.get("Authorization", ""), self.token_type)
         if token is None:
             # RFC 6750 §3.1: no error code when the request had no credentials.
             return unauthorized(f"Bearer {_REALM}", None)
         holder = self._minter.holder(token, self.issuer)
-        if holder is None:
+        if holder is None or holder.jkt is not None:  # a DPoP-bound token is not a bearer one
             challenge = f'Bearer {_REALM}, error="invalid_token"'
             return unauthorized(challenge, "invalid_token")
         return json_response({"ok": True, "sub": holder.sub, "scope": holder.scope})
+
+    def _dpop_resource(self, request: web.Request, token: str) -> web.Response:
+        """``Authorization: DPoP`` (RFC 9449 §7): a bound token and a valid proof."""
+        holder = self._minter.holder(token, self.issuer) if token else None
+        try:
+            if holder is None or holder.jkt is None:
+                raise DPoPProblem("invalid_token", "not a valid DPoP-bound token")
+            proofs = request.headers.getall("DPoP", [])
+            url = str(request.url)
+            self.dpop.resource_request(proofs, request.method, url, token, holder.jkt)
+        except DPoPProblem as problem:
+            response = unauthorized(f'DPoP {_REALM}, error="{problem.error}"', problem.error)
+            response.headers.update(self.dpop.nonce_header(at_token=False))
+            return response
+        body = {"ok": True, "sub": holder.sub, "scope": holder.scope, "jkt": holder.jkt}
+        return json_response(body, headers=self.dpop.nonce_header(at_token=False))
 
     async def _handle_token(self, request: web.Request) -> web.StreamResponse:
         arrival = time.monotonic()
@@ -445,22 +470,29 @@ class DevAuthServer:
                 return malformed_response()
             if fault.slow_body <= 0:
                 return fault.response()
-        response = self._token_response(form, client_request)
+        response = self._token_response(form, client_request, request.headers.getall("DPoP", []))
+        response.headers.update(self.dpop.nonce_header(at_token=True))
         if fault is None:
             return response
         return await trickle(request, response, fault.slow_body)
 
     def _token_response(
-        self, form: Form | OAuthProblem, client_request: ClientRequest
+        self, form: Form | OAuthProblem, client_request: ClientRequest, proofs: list[str]
     ) -> web.Response:
         try:
             if isinstance(form, OAuthProblem):
                 raise form
-            return self._issue(form, client_request)
+            try:
+                jkt = self.dpop.token_request(proofs, self.token_url)
+            except DPoPProblem as problem:  # RFC 9449 §5 and §8: 400 with the error code
+                raise OAuthProblem(problem.error, problem.description) from None
+            return self._issue(form, client_request, jkt)
         except OAuthProblem as problem:
             return problem.response()
 
-    def _issue(self, form: Form, client_request: ClientRequest) -> web.Response:
+    def _issue(
+        self, form: Form, client_request: ClientRequest, jkt: str | None = None
+    ) -> web.Response:
         """The client credentials grant, RFC 6749 §4.4.2 and §4.4.3."""
         grant_type = form.params.get("grant_type")
         if grant_type is None:
@@ -472,14 +504,22 @@ class DevAuthServer:
         grant = decide_grant(client, form.params, form.resources, self.resource_url)
         lifetime = self.token_lifetime
         token = self._minter.issue(
-            grant, self.issuer, lifetime, opaque=self.opaque_tokens, scope_claim=self.scope_claim
+            grant,
+            self.issuer,
+            lifetime,
+            opaque=self.opaque_tokens,
+            scope_claim=self.scope_claim,
+            jkt=jkt,
         )
         self._counters.count_issued(client.client_id)
-        return json_response(self._token_body(token, grant, lifetime), headers=NO_STORE)
+        body = self._token_body(token, grant, lifetime, "DPoP" if jkt else self.token_type)
+        return json_response(body, headers=NO_STORE)
 
-    def _token_body(self, token: str, grant: Grant, lifetime: float) -> dict[str, Any]:
-        """The RFC 6749 §5.1 token response."""
-        body: dict[str, Any] = {"access_token": token, "token_type": self.token_type}
+    def _token_body(
+        self, token: str, grant: Grant, lifetime: float, token_type: str
+    ) -> dict[str, Any]:
+        """The RFC 6749 §5.1 token response (``token_type`` DPoP: RFC 9449 §5)."""
+        body: dict[str, Any] = {"access_token": token, "token_type": token_type}
         if self.include_expires_in:
             if self.reported_expires_in is not None:
                 lifetime = self.reported_expires_in

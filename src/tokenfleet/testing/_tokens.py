@@ -37,6 +37,7 @@ class Holder:
     scope: str
     exp: float
     kid: str | None = None
+    jkt: str | None = None  # RFC 9449 §6.1: the DPoP key the token is bound to
 
 
 class TokenMinter:
@@ -63,6 +64,7 @@ class TokenMinter:
         *,
         opaque: bool,
         scope_claim: str = "scope",
+        jkt: str | None = None,
     ) -> str:
         """A new access token for ``grant`` that expires ``lifetime`` seconds from now.
 
@@ -73,16 +75,17 @@ class TokenMinter:
         ``expires_in`` says, so a 0.5 s token really stops working after 0.5 s.
 
         ``scope_claim``: ``"scope"`` (RFC 9068, space-delimited), ``"scp"`` (a list, as
-        some servers do) or ``""`` (no scope claim at all).
+        some servers do) or ``""`` (no scope claim at all). ``jkt`` binds the token to a
+        DPoP key (``cnf.jkt``, RFC 9449 §6.1).
         """
         now = self._clock()
-        holder = Holder(grant.client_id, " ".join(grant.scopes), now + lifetime)
+        holder = Holder(grant.client_id, " ".join(grant.scopes), now + lifetime, jkt=jkt)
         if opaque:
             token = secrets.token_urlsafe(32)
             self._forget_expired(self._opaque, now, may_clear=False)
             self._opaque[token] = holder
             return token
-        claims = {
+        claims: dict[str, Any] = {
             "iss": issuer,
             "sub": grant.client_id,
             "client_id": grant.client_id,
@@ -96,12 +99,14 @@ class TokenMinter:
             claims["scope"] = holder.scope
         elif scope_claim == "scp":
             claims["scp"] = list(grant.scopes)
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         key = self.keys.current
         headers = {"typ": "at+jwt", "kid": key.kid}
         token = jwt.encode(claims, key.private_key, algorithm="RS256", headers=headers)
         # Remember the exact expiry (and skip verifying our own signature later).
         self._forget_expired(self._verified, now, may_clear=True)
-        self._verified[token] = Holder(holder.sub, holder.scope, holder.exp, key.kid)
+        self._verified[token] = Holder(holder.sub, holder.scope, holder.exp, key.kid, jkt)
         return token
 
     def revoke(self, token: str) -> None:
@@ -145,7 +150,9 @@ class TokenMinter:
         except jwt.PyJWTError:
             return None
         sub, scope, exp = str(claims["sub"]), str(claims.get("scope", "")), float(claims["exp"])
-        return Holder(sub, scope, exp, key.kid)
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str) else None
+        return Holder(sub, scope, exp, key.kid, jkt)
 
     @staticmethod
     def _forget_expired(table: dict[str, Holder], now: float, *, may_clear: bool) -> None:
