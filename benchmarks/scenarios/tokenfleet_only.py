@@ -124,7 +124,7 @@ async def jwt_costs(latency: float, calls: int = 2_000, rounds: int = 5) -> dict
     ``jwt.decode`` with the key in hand, interleaved in one process."""
     import jwt as pyjwt
 
-    from tokenfleet import _jwt
+    from tokenfleet._jwt import claims as _jwt
 
     audience = "https://api.example"
     with dev_server(latency=latency) as server:

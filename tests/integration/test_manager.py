@@ -376,7 +376,7 @@ async def test_waiters_of_a_closing_manager_get_a_typed_error(idp: DevAuthServer
 
 
 async def test_failure_table_stays_bounded(idp: DevAuthServer) -> None:
-    from tokenfleet import _backoff
+    from tokenfleet._util import bounded as _backoff
 
     idp.inject_fault(Fault(status=400, body='{"error": "invalid_scope"}'))
     async with TokenManager(client_for(idp)) as manager:
