@@ -15,7 +15,11 @@ from ._check.run import check as check
 from ._client.credentials import ClientCredentials as ClientCredentials
 from ._client.credentials import Retry as Retry
 from ._client.discovery import ServerMetadata as ServerMetadata
+from ._client.sources import AssertionFile as AssertionFile
+from ._client.sources import KeyFile as KeyFile
+from ._client.sources import SecretFile as SecretFile
 from ._exceptions import ConfigurationError as ConfigurationError
+from ._exceptions import CredentialError as CredentialError
 from ._exceptions import DisallowedAlgorithm as DisallowedAlgorithm
 from ._exceptions import DiscoveryError as DiscoveryError
 from ._exceptions import DPoPDowngrade as DPoPDowngrade
@@ -105,11 +109,13 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AesGcmCipher",
+    "AssertionFile",
     "CheckReport",
     "CheckResult",
     "Claims",
     "ClientCredentials",
     "ConfigurationError",
+    "CredentialError",
     "DPoPDowngrade",
     "DPoPKey",
     "DPoPKeyMismatch",
@@ -145,6 +151,7 @@ __all__ = [
     "InvalidTokenResponse",
     "IssuerMismatch",
     "JWTVerifier",
+    "KeyFile",
     "KeyedTokenSource",
     "MalformedDPoPProof",
     "MalformedToken",
@@ -154,6 +161,7 @@ __all__ = [
     "RedisStore",
     "Retry",
     "Secret",
+    "SecretFile",
     "ServerError",
     "ServerMetadata",
     "Stats",

@@ -24,6 +24,7 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   └── FleetCooldown             another process saw the endpoint fail; backing off
     ├── TransportError                connection, DNS, TLS, timeout (token, metadata, JWKS)
     │   └── FetchTimeout              the whole fetch ran out of time (also a TimeoutError)
+    ├── CredentialError               a credential source (file, callable) gave nothing usable
     ├── InsufficientScope             fewer scopes granted than required
     ├── StoreError                    a token store failed (only raised with fail_open=False)
     │   └── DPoPKeyNotSealed          a shared store without a cipher was given a DPoP key
@@ -60,6 +61,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "CredentialError",
     "DPoPDowngrade",
     "DPoPKeyMismatch",
     "DPoPKeyNotSealed",
@@ -267,6 +269,23 @@ class InsufficientScope(TokenFleetError):
         super().__init__(message)
         self.requested = requested
         self.granted = granted
+
+
+class CredentialError(TokenFleetError):
+    """A credential source could not give a usable credential.
+
+    A secret, key, certificate or assertion file that is missing, unreadable, empty or
+    not what it should be; a client assertion past its own ``exp``; a callable source that
+    raised or returned something else than a credential. The message names the file (or
+    the callable) and what to check; it never contains the credential.
+
+    Attributes:
+        source: the file path or the callable's name.
+    """
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source
 
 
 class StoreError(TokenFleetError):

@@ -21,18 +21,26 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, NoReturn, Protocol, get_args
 from urllib.parse import quote_plus
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from jwt.warnings import InsecureKeyLengthWarning
 
 from .._exceptions import ConfigurationError
 from .._models import Secret
+from .sources import AssertionSource, KeySource, SecretSource, SourceInfo
+from .tls import TlsClientCert
 
-__all__ = ["ASSERTION_TYPE", "AuthMethod", "ClientAuth", "make_client_auth"]
+__all__ = [
+    "ASSERTION_TYPE",
+    "AuthMethod",
+    "ClientAuth",
+    "check_alg",
+    "make_client_auth",
+    "secret_text",
+]
 
 AuthMethod = Literal[
     "client_secret_basic",
@@ -56,121 +64,263 @@ logger = logging.getLogger("tokenfleet")
 
 
 class ClientAuth(Protocol):
-    """One client authentication method, applied to one token request."""
+    """One client authentication method, applied to one token request.
+
+    ``credential_id`` goes into the cache key. It names the *kind* of credential, not its
+    value: a token fetched with secret v1 is as good as one fetched with v2 for the same
+    client, so processes that read a rotated secret at different moments keep sharing
+    one cached token. Only ``tls_client_auth`` keys by the certificate's fingerprint, as
+    its tokens may be bound to the certificate (RFC 8705 §3).
+    """
 
     method: str
-    credential_fingerprint: str
 
-    def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
+    @property
+    def credential_id(self) -> str: ...
+
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
         """Add authentication to the request; return the sensitive values it used."""
         ...
 
+    async def refresh(self) -> bool:
+        """Read the credential again (after ``invalid_client``): is it worth a retry?"""
+        ...
 
-class _SecretBasic:
+    def sources(self) -> tuple[SourceInfo, ...]:
+        """Where each credential comes from, for ``tokenfleet check``."""
+        ...
+
+
+class _Unpicklable:
+    """Auth objects hold sources of secrets: they refuse pickling as ``Secret`` does."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            f"a tokenfleet {type(self).__name__} cannot be pickled: build the client in "
+            "each process from its environment or files"
+        )
+
+
+def secret_text(secret: Secret) -> str:
+    """The secret as text; a typed error (without the secret) if its bytes are not UTF-8."""
+    try:
+        return secret.reveal_str()
+    except UnicodeDecodeError:
+        # The UnicodeDecodeError would carry the whole secret in its ``object``.
+        raise ConfigurationError(
+            "client_secret is bytes that are not UTF-8 text; client_secret_basic and "
+            "client_secret_post send it as text: pass the secret as the str the server gave"
+        ) from None
+
+
+class _SecretBasic(_Unpicklable):
+    __slots__ = ("_client_id", "_source")
     method = "client_secret_basic"
+    credential_id = "secret"
 
-    def __init__(self, client_id: str, secret: Secret) -> None:
+    def __init__(self, client_id: str, source: SecretSource) -> None:
+        self._client_id = client_id
+        self._source = source
+
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
+        secret = secret_text(await self._source.get())
         # §2.3.1: form-urlencode each part before joining with ":" and Base64-encoding.
-        raw = f"{quote_plus(client_id, safe='')}:{quote_plus(secret.reveal_str(), safe='')}"
-        self._header = "Basic " + base64.b64encode(raw.encode()).decode("ascii")
-        self._secret = secret
-        self.credential_fingerprint = secret.fingerprint
+        raw = f"{quote_plus(self._client_id, safe='')}:{quote_plus(secret, safe='')}"
+        header = "Basic " + base64.b64encode(raw.encode()).decode("ascii")
+        headers["Authorization"] = header
+        return (secret, quote_plus(secret, safe=""), header, header[6:])
 
-    def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
-        headers["Authorization"] = self._header
-        secret = self._secret.reveal_str()
-        return (secret, quote_plus(secret, safe=""), self._header, self._header[6:])
+    async def refresh(self) -> bool:
+        return await self._source.refresh()
+
+    def sources(self) -> tuple[SourceInfo, ...]:
+        return (self._source.info(),)
 
 
-class _SecretPost:
+class _SecretPost(_SecretBasic):
+    __slots__ = ()
     method = "client_secret_post"
 
-    def __init__(self, client_id: str, secret: Secret) -> None:
-        self._client_id = client_id
-        self._secret = secret
-        self.credential_fingerprint = secret.fingerprint
-
-    def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
-        secret = self._secret.reveal_str()
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
+        secret = secret_text(await self._source.get())
         form += [("client_id", self._client_id), ("client_secret", secret)]
         return (secret, quote_plus(secret, safe=""))
 
 
-class _JwtAssertion:
-    """``client_secret_jwt`` (HMAC with the secret) or ``private_key_jwt`` (a private key)."""
+def _assertion_claims(client_id: str, audience: str, now: int) -> dict[str, Any]:
+    """A fresh RFC 7523 §3 assertion's claims: iss = sub = client_id, unique jti, short exp."""
+    return {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience,
+        "jti": uuid.uuid4().hex + secrets.token_hex(4),
+        "iat": now,
+        "nbf": now,
+        "exp": now + int(ASSERTION_LIFETIME),
+    }
+
+
+def _assertion_form(client_id: str, assertion_type: str, assertion: str) -> Form:
+    return [
+        ("client_id", client_id),
+        ("client_assertion_type", assertion_type),
+        ("client_assertion", assertion),
+    ]
+
+
+class _SecretJwt(_Unpicklable):
+    """``client_secret_jwt``: an assertion signed with HMAC, the secret as key."""
+
+    __slots__ = ("_alg", "_client_id", "_clock", "_headers", "_source", "_warned")
+    method = "client_secret_jwt"
+    credential_id = "secret"
 
     def __init__(
         self,
-        method: str,
         client_id: str,
-        key: Any,
+        source: SecretSource,
         alg: str,
-        audience: str,
         key_id: str | None,
-        credential_fingerprint: str,
         clock: Callable[[], float],
     ) -> None:
-        self.method = method
-        self.credential_fingerprint = credential_fingerprint
         self._client_id = client_id
-        self._key = key
+        self._source = source
         self._alg = alg
-        self._audience = audience
         self._headers = {"kid": key_id} if key_id else None
         self._clock = clock
-        # An HMAC key is the client secret: scrub it from messages too.
-        self._scrub = (key.decode("utf-8", "replace"),) if isinstance(key, bytes) else ()
+        self._warned = False
 
-    def assertion(self) -> str:
-        """A fresh RFC 7523 §3 assertion: iss = sub = client_id, unique jti, short exp."""
-        now = int(self._clock())
-        claims = {
-            "iss": self._client_id,
-            "sub": self._client_id,
-            "aud": self._audience,
-            "jti": uuid.uuid4().hex + secrets.token_hex(4),
-            "iat": now,
-            "nbf": now,
-            "exp": now + int(ASSERTION_LIFETIME),
-        }
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
+        key = (await self._source.get()).reveal_bytes()
+        self._check_length(len(key))
+        claims = _assertion_claims(self._client_id, audience, int(self._clock()))
         with warnings.catch_warnings():
-            # A short HMAC secret is the server's choice; we warned once at construction.
+            # A short HMAC secret is the server's choice; we warned once.
             warnings.simplefilter("ignore", InsecureKeyLengthWarning)
-            return jwt.encode(claims, self._key, algorithm=self._alg, headers=self._headers)
+            assertion = jwt.encode(claims, key, algorithm=self._alg, headers=self._headers)
+        form += _assertion_form(self._client_id, ASSERTION_TYPE, assertion)
+        # An HMAC key is the client secret: scrub it from messages too.
+        return (assertion, key.decode("utf-8", "replace"))
 
-    def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
-        assertion = self.assertion()
-        form += [
-            ("client_id", self._client_id),
-            ("client_assertion_type", ASSERTION_TYPE),
-            ("client_assertion", assertion),
-        ]
-        return (assertion, *self._scrub)
+    def _check_length(self, size: int) -> None:
+        if self._warned or size >= _HMAC_MIN_BYTES[self._alg]:
+            return
+        self._warned = True
+        logger.warning(
+            "tokenfleet: client %s signs client_secret_jwt (%s) with a secret shorter than "
+            "%d bytes, below RFC 7518 §3.2's minimum; ask for a longer secret",
+            self._client_id,
+            self._alg,
+            _HMAC_MIN_BYTES[self._alg],
+        )
+
+    async def refresh(self) -> bool:
+        return await self._source.refresh()
+
+    def sources(self) -> tuple[SourceInfo, ...]:
+        return (self._source.info(),)
 
 
-class _ClientIdOnly:
+class _PrivateKeyJwt(_Unpicklable):
+    """``private_key_jwt``: an assertion signed with the client's private key."""
+
+    __slots__ = ("_alg", "_client_id", "_clock", "_headers", "_source")
+    method = "private_key_jwt"
+    credential_id = "key"
+
+    def __init__(
+        self,
+        client_id: str,
+        source: KeySource,
+        alg: str | None,
+        key_id: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._client_id = client_id
+        self._source = source
+        self._alg = alg
+        self._headers = {"kid": key_id} if key_id else None
+        self._clock = clock
+
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
+        loaded = await self._source.get()
+        alg = check_alg(loaded.key, self._alg)  # a rotated key may be of another type
+        claims = _assertion_claims(self._client_id, audience, int(self._clock()))
+        assertion = jwt.encode(claims, loaded.key, algorithm=alg, headers=self._headers)
+        form += _assertion_form(self._client_id, ASSERTION_TYPE, assertion)
+        return (assertion,)
+
+    async def refresh(self) -> bool:
+        return await self._source.refresh()
+
+    def sources(self) -> tuple[SourceInfo, ...]:
+        return (self._source.info(),)
+
+
+class _ReadyAssertion(_Unpicklable):
+    """A client assertion minted by someone else (RFC 7521 §4.2): a federated credential."""
+
+    __slots__ = ("_client_id", "_source")
+    method = "private_key_jwt"
+    credential_id = "assertion"
+
+    def __init__(self, client_id: str, source: AssertionSource) -> None:
+        self._client_id = client_id
+        self._source = source
+
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
+        current = await self._source.get()
+        assertion = current.value.reveal_str()
+        form += _assertion_form(self._client_id, current.assertion_type, assertion)
+        return (assertion,)
+
+    async def refresh(self) -> bool:
+        return await self._source.refresh()
+
+    def sources(self) -> tuple[SourceInfo, ...]:
+        return (self._source.info(),)
+
+
+class _ClientIdOnly(_Unpicklable):
     """``tls_client_auth`` and ``none``: the body names the client, nothing else."""
 
-    def __init__(self, method: str, client_id: str, credential_fingerprint: str) -> None:
-        self.method = method
-        self.credential_fingerprint = credential_fingerprint
-        self._client_id = client_id
+    __slots__ = ("_client_id", "_tls", "method")
 
-    def apply(self, form: Form, headers: dict[str, str]) -> tuple[str, ...]:
+    def __init__(self, method: str, client_id: str, tls: TlsClientCert | None) -> None:
+        self.method = method
+        self._client_id = client_id
+        self._tls = tls
+
+    @property
+    def credential_id(self) -> str:
+        if self.method == "none":
+            return "public"
+        # RFC 8705 §3: tokens may be bound to the certificate; key by its fingerprint.
+        return f"tls:{self._tls.fingerprint}" if self._tls else "tls:context"
+
+    async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
         form.append(("client_id", self._client_id))
         return ()
+
+    async def refresh(self) -> bool:
+        return False  # the certificate is re-read before every request anyway
+
+    def sources(self) -> tuple[SourceInfo, ...]:
+        return (self._tls.info(),) if self._tls else ()
 
 
 def make_client_auth(
     method: str,
     *,
     client_id: str,
-    client_secret: Secret | None,
-    private_key: Secret | None,
+    client_secret: SecretSource | None,
+    private_key: KeySource | None,
+    client_assertion: AssertionSource | None,
+    tls: TlsClientCert | None,
     signing_alg: str | None,
     key_id: str | None,
-    assertion_audience: str,
-    tls_fingerprint: str,
     clock: Callable[[], float] = time.time,
 ) -> ClientAuth:
     """Validate the settings for ``method`` and build it.
@@ -182,8 +332,15 @@ def make_client_auth(
         raise ConfigurationError(
             f"unknown auth_method {method!r}; choose one of: {', '.join(AUTH_METHODS)}"
         )
+    if client_assertion is not None:
+        if method != "private_key_jwt":
+            raise ConfigurationError(
+                f"client_assertion authenticates as private_key_jwt, not {method!r}: leave "
+                "auth_method out or set it to 'private_key_jwt'"
+            )
+        return _ReadyAssertion(client_id, client_assertion)
     if method in ("client_secret_basic", "client_secret_post", "client_secret_jwt"):
-        if not client_secret:
+        if client_secret is None:
             raise ConfigurationError(f"auth_method {method!r} needs client_secret")
         if method == "client_secret_basic":
             return _SecretBasic(client_id, client_secret)
@@ -194,56 +351,20 @@ def make_client_auth(
             raise ConfigurationError(
                 f"client_secret_jwt signs with HMAC; signing_alg must be one of {_HMAC_ALGS}"
             )
-        if len(client_secret.reveal_bytes()) < _HMAC_MIN_BYTES[alg]:
-            logger.warning(
-                "tokenfleet: client %s signs client_secret_jwt (%s) with a secret shorter than "
-                "%d bytes, below RFC 7518 §3.2's minimum; ask for a longer secret",
-                client_id,
-                alg,
-                _HMAC_MIN_BYTES[alg],
-            )
-        return _JwtAssertion(
-            method,
-            client_id,
-            client_secret.reveal_bytes(),
-            alg,
-            assertion_audience,
-            key_id,
-            client_secret.fingerprint,
-            clock,
-        )
+        return _SecretJwt(client_id, client_secret, alg, key_id, clock)
     if method == "private_key_jwt":
-        if not private_key:
-            raise ConfigurationError("auth_method 'private_key_jwt' needs private_key (PEM)")
-        key = _load_private_key(private_key)
-        alg = _check_alg(key, signing_alg)
-        return _JwtAssertion(
-            method,
-            client_id,
-            key,
-            alg,
-            assertion_audience,
-            key_id,
-            private_key.fingerprint,
-            clock,
-        )
+        if private_key is None:
+            raise ConfigurationError(
+                "auth_method 'private_key_jwt' needs private_key (PEM or tokenfleet.KeyFile) "
+                "or client_assertion (tokenfleet.AssertionFile)"
+            )
+        return _PrivateKeyJwt(client_id, private_key, signing_alg, key_id, clock)
     if method == "tls_client_auth":
-        return _ClientIdOnly(method, client_id, tls_fingerprint)
-    return _ClientIdOnly(method, client_id, "public")
+        return _ClientIdOnly(method, client_id, tls)
+    return _ClientIdOnly(method, client_id, None)
 
 
-def _load_private_key(pem: Secret) -> Any:
-    try:
-        return load_pem_private_key(pem.reveal_bytes(), password=None)
-    except (ValueError, TypeError) as exc:
-        # The parser's message does not contain key material, but stay conservative.
-        raise ConfigurationError(
-            "private_key is not an unencrypted PEM private key (PKCS#8 or traditional); "
-            f"the parser said: {type(exc).__name__}"
-        ) from None
-
-
-def _check_alg(key: Any, alg: str | None) -> str:
+def check_alg(key: Any, alg: str | None) -> str:
     if isinstance(key, rsa.RSAPrivateKey):
         allowed: tuple[str, ...] = _RSA_ALGS
     elif isinstance(key, ec.EllipticCurvePrivateKey):

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import aiohttp
 
 from .._exceptions import (
     ConfigurationError,
+    CredentialError,
     FetchTimeout,
     InsufficientScope,
+    InvalidClient,
     InvalidTokenResponse,
     RateLimited,
     ServerError,
@@ -53,6 +56,16 @@ from .response import (
     parse_retry_after,
     parse_token_response,
 )
+from .sources import (
+    AssertionCallable,
+    AssertionFile,
+    KeyFile,
+    SecretCallable,
+    SecretFile,
+    SourceInfo,
+)
+from .tls import TlsClientCert
+from .values import assertion_source, checked_key, checked_secret, default_method
 
 __all__ = ["ClientCredentials", "Retry"]
 
@@ -115,18 +128,34 @@ class ClientCredentials:
             cached; its ``token_endpoint`` passes the same https check, and
             ``auth_method`` must be one the metadata lists.
         client_id: the client identifier.
-        client_secret: for the ``client_secret_*`` methods; ``str``, ``bytes`` or ``Secret``.
-        auth_method: how the client authenticates (see ``tokenfleet._auth_methods``).
+        client_secret: for the ``client_secret_*`` methods: ``str``, ``bytes``, ``Secret``,
+            a ``SecretFile`` (re-read when it changes) or an async callable (asked before
+            every token request: a vault, a secret manager).
+        auth_method: how the client authenticates (see ``tokenfleet._client.auth``);
+            default: ``private_key_jwt`` with ``private_key`` or ``client_assertion``,
+            ``tls_client_auth`` with ``tls_client_cert``, else ``client_secret_basic``.
         scopes: default scopes, a list or a space-delimited string.
         audience: the widespread non-standard ``audience`` parameter.
         resource: RFC 8707 resource indicator(s).
         extra_params: more form parameters (may not shadow the ones above).
-        private_key: PEM private key for ``private_key_jwt``.
+        private_key: PEM private key for ``private_key_jwt`` (``str``, ``bytes``,
+            ``Secret``) or a ``KeyFile`` (re-read when it changes).
+        client_assertion: a ready-made client assertion (RFC 7521 §4.2) instead of a
+            secret: an ``AssertionFile`` (a Kubernetes projected service-account token,
+            ``AZURE_FEDERATED_TOKEN_FILE``, a SPIFFE JWT-SVID) or an async callable that
+            returns one. Never sent past its own ``exp``.
         signing_alg: the assertion's JWS algorithm (default from the key: RS256, ES256…).
         key_id: ``kid`` header of the assertion.
-        assertion_audience: ``aud`` of the assertion (default: the token URL; the issuer
-            when only ``issuer`` is given, as RFC 7523 §3 allows).
-        ssl_context: TLS settings, e.g. the client certificate for ``tls_client_auth``.
+        assertion_audience: ``aud`` of the assertions we sign: a URL, ``"issuer"`` or
+            ``"token_endpoint"``. Default: the issuer when it is known (``issuer=``), as
+            RFC 7523bis requires against audience injection (CVE-2025-27370/27371), else
+            the token URL (RFC 7523 §3).
+        ssl_context: TLS settings, e.g. the client certificate for ``tls_client_auth``;
+            with ``tls_client_cert`` only its CA certificates and verification settings
+            are used.
+        tls_client_cert: PEM client certificate file for ``tls_client_auth`` (RFC 8705),
+            re-read when it changes; the cache key follows its fingerprint.
+        tls_client_key: the certificate's PEM private key file.
         session: an aiohttp session to use; it is not closed by this client.
         retry: retry policy for transport errors, 5xx and 429.
         timeout: total seconds for one ``fetch_token``, retries included.
@@ -150,17 +179,20 @@ class ClientCredentials:
         *,
         issuer: str | None = None,
         client_id: str,
-        client_secret: str | bytes | Secret | None = None,
-        auth_method: AuthMethod = "client_secret_basic",
+        client_secret: str | bytes | Secret | SecretFile | SecretCallable | None = None,
+        auth_method: AuthMethod | None = None,
         scopes: str | Iterable[str] | None = None,
         audience: str | None = None,
         resource: str | Sequence[str] | None = None,
         extra_params: Mapping[str, str] | None = None,
-        private_key: str | bytes | Secret | None = None,
+        private_key: str | bytes | Secret | KeyFile | None = None,
+        client_assertion: AssertionFile | AssertionCallable | None = None,
         signing_alg: str | None = None,
         key_id: str | None = None,
         assertion_audience: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        tls_client_cert: str | os.PathLike[str] | None = None,
+        tls_client_key: str | os.PathLike[str] | None = None,
         session: aiohttp.ClientSession | None = None,
         retry: Retry | None = None,
         timeout: float = 10.0,
@@ -175,10 +207,19 @@ class ClientCredentials:
             raise ConfigurationError("client_id must be a non-empty string")
         if not timeout > 0 or not default_lifetime > 0:
             raise ConfigurationError("timeout and default_lifetime must be positive seconds")
-        if auth_method == "tls_client_auth" and ssl_context is None and session is None:
+        if (tls_client_cert is None) != (tls_client_key is None):
+            raise ConfigurationError("pass tls_client_cert= and tls_client_key= together")
+        method: str = auth_method or default_method(private_key, client_assertion, tls_client_cert)
+        if (
+            method == "tls_client_auth"
+            and ssl_context is None
+            and session is None
+            and tls_client_cert is None
+        ):
             raise ConfigurationError(
                 "auth_method 'tls_client_auth' needs ssl_context= with the client certificate "
-                "loaded (ssl_context.load_cert_chain(cert, key))"
+                "loaded, or tls_client_cert= and tls_client_key= (PEM files, re-read when "
+                "they change)"
             )
         if token_url is None and issuer is None:
             raise ConfigurationError(
@@ -194,7 +235,7 @@ class ClientCredentials:
         # when given, else the issuer (whose metadata names the one token endpoint).
         self._endpoint_id = self.token_url or f"issuer:{issuer}"
         self.client_id = client_id
-        self.auth_method: str = auth_method
+        self.auth_method: str = method
         self.scopes = normalize_scopes(scopes)
         self.audience = audience
         self.resources = normalize_resources(resource)
@@ -207,15 +248,21 @@ class ClientCredentials:
         self._metadata: ServerMetadata | None = None
         self._metadata_lock = asyncio.Lock()
         self._scope_warned: set[frozenset[str]] = set()
+        self._audience = self._check_audience(assertion_audience)
+        self._tls = (
+            TlsClientCert(tls_client_cert, tls_client_key, ssl_context)
+            if tls_client_cert is not None and tls_client_key is not None
+            else None
+        )
         self._auth: ClientAuth = make_client_auth(
-            auth_method,
+            method,
             client_id=client_id,
-            client_secret=_secret(client_secret),
-            private_key=_secret(private_key),
+            client_secret=checked_secret(client_secret, method),
+            private_key=checked_key(private_key, method, signing_alg),
+            client_assertion=assertion_source(client_assertion, clock),
+            tls=self._tls,
             signing_alg=signing_alg,
             key_id=key_id,
-            assertion_audience=assertion_audience or self.token_url or self.issuer or "",
-            tls_fingerprint="tls",
             clock=clock,
         )
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
@@ -266,7 +313,7 @@ class ClientCredentials:
             token_url=self._endpoint_id,
             client_id=self.client_id,
             auth_method=self.auth_method,
-            credential=self._auth.credential_fingerprint,
+            credential=self._auth.credential_id,
             scopes=self.scopes if scopes is None else normalize_scopes(scopes),
             audience=self.audience,
             resources=self.resources,
@@ -321,6 +368,29 @@ class ClientCredentials:
 
     async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
         token_url = await self._token_endpoint()
+        try:
+            return await self._fetch_bound(token_url, scopes)
+        except InvalidClient:
+            # A rotated credential: the source may hold a newer value than the one just
+            # refused. Read it once more and retry once, before the error can reach the
+            # manager (whose fleet cooldown would otherwise start on a rotation).
+            if not await self._refreshed():
+                raise
+        logger.info(
+            "tokenfleet: %s: the token endpoint refused the credential; a new one was read "
+            "from its source, retrying once",
+            self.client_id,
+        )
+        return await self._fetch_bound(token_url, scopes)
+
+    async def _refreshed(self) -> bool:
+        try:
+            return await self._auth.refresh()
+        except CredentialError:
+            return False  # the refusal says more than a source that broke meanwhile
+
+    async def _fetch_bound(self, token_url: str, scopes: tuple[str, ...]) -> Token:
+        """One request, plus the DPoP nonce retry when the server asks for one."""
         if self._dpop is None:
             return await self._post(token_url, scopes, {})
         proof, sent = self._dpop.proof(token_url)
@@ -341,7 +411,8 @@ class ClientCredentials:
             "Content-Type": "application/x-www-form-urlencoded",
             **extra_headers,
         }
-        sensitive = self._auth.apply(form, headers)
+        sensitive = await self._auth.apply(form, headers, self._assertion_audience(token_url))
+        ssl_context = self._tls.context() if self._tls is not None else self._ssl
         session = self._http.get()
         issued_at = self._clock()  # before sending: expiry errs on the early side
         try:
@@ -350,7 +421,7 @@ class ClientCredentials:
                 data=encode_form(form),
                 headers=headers,
                 allow_redirects=False,
-                ssl=self._ssl,
+                ssl=ssl_context,
             ) as response:
                 body = await _read_limited(response)
                 status = response.status
@@ -403,6 +474,35 @@ class ClientCredentials:
             "this an error)",
             message,
         )
+
+    def _check_audience(self, audience: str | None) -> str | None:
+        if audience == "issuer" and self.issuer is None:
+            raise ConfigurationError("assertion_audience='issuer' needs issuer=")
+        if audience is not None and (not isinstance(audience, str) or not audience):
+            raise ConfigurationError("assertion_audience must be a non-empty string")
+        return audience
+
+    def _assertion_audience(self, token_url: str) -> str:
+        """``aud`` of the assertions we sign (RFC 7523 §3, RFC 7523bis §4).
+
+        The issuer when we know it: an assertion whose audience is the issuer identifier
+        is useless at any other server, which closes the audience-injection attack of
+        CVE-2025-27370/27371. Without an issuer, the token endpoint (RFC 7523 §3).
+        """
+        chosen = self._audience
+        if chosen == "token_endpoint" or (chosen is None and self.issuer is None):
+            return token_url
+        if chosen == "issuer" or chosen is None:
+            assert self.issuer is not None
+            return self.issuer
+        return chosen
+
+    def credential_sources(self) -> tuple[SourceInfo, ...]:
+        """Where each credential comes from (value, file, callable) and its state.
+
+        What ``tokenfleet check`` reports: never the credential itself.
+        """
+        return self._auth.sources()
 
     # ------------------------------------------------------------------ discovery
 
@@ -460,6 +560,12 @@ class ClientCredentials:
     ) -> None:
         await self.aclose()
 
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            "a tokenfleet ClientCredentials cannot be pickled (it holds credentials): build "
+            "the client in each process from its environment or files"
+        )
+
     def __repr__(self) -> str:
         where = f"token_url={self.token_url!r}" if self.token_url else f"issuer={self.issuer!r}"
         dpop = "" if self._dpop is None else f", dpop={self._dpop.key!r}"
@@ -467,16 +573,6 @@ class ClientCredentials:
             f"ClientCredentials({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self.scopes!r}{dpop})"
         )
-
-
-def _secret(value: str | bytes | Secret | None) -> Secret | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes, Secret)):
-        return Secret(value)
-    raise ConfigurationError(
-        f"secrets and keys must be str, bytes or tokenfleet.Secret, got {type(value).__name__}"
-    )
 
 
 async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
