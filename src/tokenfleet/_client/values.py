@@ -112,19 +112,32 @@ class _Callable(Unpicklable):
 
 
 class _CallableSecret(_Callable):
-    __slots__ = ()
+    __slots__ = ("_pending",)
+
+    def __init__(self, fn: Callable[[], Any], role: str) -> None:
+        super().__init__(fn, role)
+        self._pending: Secret | None = None
 
     async def get(self) -> Secret:
-        value = await self.call()
-        if not isinstance(value, str | bytes | Secret) or not value:
-            raise self.fail(value, "a non-empty str, bytes or tokenfleet.Secret")
-        secret = Secret(value)
-        self.changed(secret.fingerprint)
+        secret, self._pending = self._pending, None
+        if secret is None:
+            secret = await self._ask()
+            self.changed(secret.fingerprint)
         return secret
 
     async def refresh(self) -> bool:
+        # The value asked for now is the one the retry uses: one call, not two.
+        secret = await self._ask()
+        if not self.changed(secret.fingerprint):
+            return False
+        self._pending = secret
+        return True
+
+    async def _ask(self) -> Secret:
         value = await self.call()
-        return isinstance(value, str | bytes | Secret) and self.changed(Secret(value).fingerprint)
+        if not isinstance(value, str | bytes | Secret) or not value:
+            raise self.fail(value, "a non-empty str, bytes or tokenfleet.Secret")
+        return Secret(value)
 
 
 class _CallableAssertion(_Callable):

@@ -14,6 +14,9 @@ fixture that runs one in a background thread.
 
 from ._counters import RequestRecord as RequestRecord
 from ._faults import Fault as Fault
+from ._federation import WorkloadIssuer as WorkloadIssuer
+from ._kubelet import ProjectedVolume as ProjectedVolume
+from ._kubelet import TokenRotator as TokenRotator
 from ._pki import TestPKI as TestPKI
 from ._pki import make_test_pki as make_test_pki
 from ._server import DevAuthServer as DevAuthServer
@@ -22,8 +25,11 @@ from ._thread import ServerThread as ServerThread
 __all__ = [
     "DevAuthServer",
     "Fault",
+    "ProjectedVolume",
     "RequestRecord",
     "ServerThread",
     "TestPKI",
+    "TokenRotator",
+    "WorkloadIssuer",
     "make_test_pki",
 ]

@@ -24,11 +24,13 @@ from jwt.algorithms import Algorithm, get_default_algorithms
 from jwt.utils import base64url_decode
 
 from ._errors import OAuthProblem, invalid_client, invalid_request
+from ._federation import FederatedCredential, verify_federated
 from ._tokens import Grant
 
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post", "client_secret_jwt"})
 AUTH_METHODS = SECRET_METHODS | {"private_key_jwt", "tls_client_auth", "none"}
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+JWT_SPIFFE = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"
 HMAC_ALGS = ("HS256", "HS384", "HS512")
 RSA_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 EC_ALGS = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
@@ -125,6 +127,8 @@ def claimed_client_id(request: ClientRequest) -> str | None:
             return _decode_basic(request.authorization)[0]
         except OAuthProblem:
             return None
+    if "client_id" in request.params:
+        return request.params["client_id"]
     if assertion := request.params.get("client_assertion"):
         try:
             iss = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
@@ -175,6 +179,12 @@ class ClientAuthenticator:
         self._clients = clients
         self._clock = clock
         self._seen_jtis: dict[tuple[str, str], float] = {}
+        self.federated: dict[str, FederatedCredential] = {}
+        self.rejections: dict[str, int] = {}
+
+    def reject(self, reason: str) -> None:
+        """Count a refused client assertion by reason (``expired``, ``signature``, ...)."""
+        self.rejections[reason] = self.rejections.get(reason, 0) + 1
 
     def authenticate(self, request: ClientRequest, audiences: Collection[str]) -> RegisteredClient:
         """Return the authenticated client or raise an `OAuthProblem`.
@@ -248,6 +258,10 @@ class ClientAuthenticator:
         assertion_type = params.get("client_assertion_type")
         if not assertion or not assertion_type:
             raise invalid_request("client_assertion and client_assertion_type go together")
+        federated = self.federated.get(params.get("client_id", ""))
+        if federated is not None and assertion_type in (JWT_BEARER, JWT_SPIFFE):
+            verify_federated(assertion, federated, tuple(audiences), self._clock(), self.reject)
+            return self._lookup(params["client_id"], "private_key_jwt")
         if assertion_type != JWT_BEARER:
             raise invalid_client("unsupported client_assertion_type")
         try:
@@ -297,6 +311,7 @@ class ClientAuthenticator:
         if not _is_number(exp):
             raise invalid_client("client assertion has no exp")
         if exp + CLOCK_SKEW < now:
+            self.reject("expired")
             raise invalid_client("client assertion has expired")
         if exp > now + MAX_ASSERTION_LIFETIME + CLOCK_SKEW:
             raise invalid_client("client assertion exp is too far in the future")

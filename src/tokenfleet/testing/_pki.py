@@ -31,6 +31,7 @@ class TestPKI:
         server_ssl_context: for ``DevAuthServer(ssl_context=...)``; asks clients for a
             certificate signed by the CA (required unless ``require_client_cert=False``).
         client_ssl_context: trusts the CA and presents the client certificate.
+        ca_key: the CA's private key, to issue more certificates (`issue_client_cert`).
     """
 
     __test__: ClassVar[bool] = False  # not a pytest test class, despite the name
@@ -43,6 +44,7 @@ class TestPKI:
     client_cn: str
     server_ssl_context: ssl.SSLContext
     client_ssl_context: ssl.SSLContext
+    ca_key: Path | None = None
 
     def client_context(self, *, with_certificate: bool = True) -> ssl.SSLContext:
         """A new client context trusting the CA, with or without the client certificate."""
@@ -50,6 +52,21 @@ class TestPKI:
         if with_certificate:
             context.load_cert_chain(self.client_cert, self.client_key)
         return context
+
+    def issue_client_cert(self, cn: str | None = None) -> tuple[bytes, bytes]:
+        """A new client certificate and key (PEM), signed by the CA, e.g. to rotate one.
+
+        Args:
+            cn: its subject CN; ``client_cn`` by default.
+        """
+        if self.ca_key is None:
+            raise ValueError("this TestPKI has no CA key")
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the CA key is not an EC key")
+        ca_cert = x509.load_pem_x509_certificate(self.ca_cert.read_bytes())
+        key, cert = _leaf(ca_cert, ca_key, cn or self.client_cn, server=False)
+        return _cert_pem(cert), _key_pem(key)
 
 
 def make_test_pki(
@@ -78,6 +95,7 @@ def make_test_pki(
         "server_key": _write(out / "server-key.pem", _key_pem(server_key)),
         "client_cert": _write(out / "client.pem", _cert_pem(client_cert)),
         "client_key": _write(out / "client-key.pem", _key_pem(client_key)),
+        "ca_key": _write(out / "ca-key.pem", _key_pem(ca_key)),
     }
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(paths["server_cert"], paths["server_key"])

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ._admin import ClientAdmin
 from ._clients import (
     ASSERTION_ALGS,
     AUTH_METHODS,
@@ -52,14 +53,16 @@ _REALM = 'realm="tokenfleet-dev"'
 _DEFAULT_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
 
-class DevAuthServer:
+class DevAuthServer(ClientAdmin):
     """A real OAuth 2.0 authorization server for tests, on ``127.0.0.1`` and a free port.
 
     Use ``async with DevAuthServer() as idp:`` to run it on the current event loop, or
     ``with DevAuthServer().run_in_thread() as idp:`` to run it in a thread of its own.
     A default client ``idp.client_id`` / ``idp.client_secret`` may use
     ``client_secret_basic``, ``client_secret_post`` and ``client_secret_jwt`` with any
-    scope. The attributes below may be changed at any time, from any thread.
+    scope. The attributes below may be changed at any time, from any thread; clients
+    can be rotated (`rotate_client_secret`, `rotate_client_key`) and federated
+    (`register_federated_client`) while it runs.
 
     Attributes:
         token_lifetime: lifetime of new access tokens in seconds.
