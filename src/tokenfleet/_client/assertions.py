@@ -15,10 +15,9 @@ import datetime
 from dataclasses import dataclass
 from typing import NoReturn
 
-import msgspec
-
 from .._exceptions import ConfigurationError
 from .._models import Secret, fingerprint
+from .._util.untrusted_json import load_object
 
 __all__ = [
     "EXPIRY_MARGIN",
@@ -87,10 +86,10 @@ def _jwt_exp(text: str) -> float:
         raise ConfigurationError("is not a JWT (three dot-separated parts): is it the token file?")
     try:
         payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = msgspec.json.decode(payload)
-    except (binascii.Error, ValueError, msgspec.DecodeError, RecursionError):
+        claims = load_object(payload)
+    except (binascii.Error, ValueError):  # UntrustedJSONError is a ValueError
         raise ConfigurationError("has a JWT payload that is not base64url JSON") from None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
+    exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         # RFC 7523 §3 item 4: the JWT MUST contain an exp claim.
         raise ConfigurationError("holds a JWT without a numeric exp claim (RFC 7523 §3)")
