@@ -58,6 +58,9 @@ def summary(header: dict[str, Any], claims: dict[str, Any], now: float) -> list[
         when = claims.get(claim)
         if _is_time(when):
             lines.append(f"{label:<8} {_utc(when)} ({ago_or_in(when - now)})")
+    cnf = claims.get("cnf")
+    if isinstance(cnf, dict) and isinstance(cnf.get("jkt"), str):
+        lines.append(f"bound:   DPoP key cnf.jkt={cnf['jkt']} (RFC 9449: needs a proof)")
     exp = claims.get("exp")
     if not _is_time(exp):
         lines.append("expires: never (no exp claim)")
