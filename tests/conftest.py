@@ -1,15 +1,31 @@
-"""Shared test settings."""
+"""Shared test settings and fixtures: one home for the servers every test file uses.
+
+Servers come from factory fixtures, so a test (or a file, through a small fixture of its
+own) states the settings it depends on, and the factory stops what it started:
+
+- ``idp`` / ``idp_factory(**config)``: a ``DevAuthServer`` on the test's event loop.
+- ``threaded_idp`` / ``module_idp_factory(**config)``: one in a background thread,
+  shared by a module (hypothesis examples each run their own event loop).
+- ``threaded_idp_factory(**config)``: in a background thread, for one test.
+- ``tokenfleet_server`` (the package's own pytest plugin): default settings, one test.
+
+Plain helpers (``make_token``, ``client_for``, ``manager_for``) are in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from hypothesis import HealthCheck, settings
 
+from helpers import IdpFactory
 from redis_server import RedisServer
+from tokenfleet.testing import DevAuthServer
 
 # The machine is small and shared (2 cores): no per-example deadline, and no health check
 # that fails a test because data generation was slow while another process ran.
@@ -17,6 +33,49 @@ settings.register_profile(
     "tokenfleet", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
 )
 settings.load_profile("tokenfleet")
+
+
+# ---------------------------------------------------------------------- dev authorization servers
+
+
+@pytest.fixture
+async def idp_factory() -> AsyncIterator[Callable[..., Awaitable[DevAuthServer]]]:
+    """``await idp_factory(**config)``: a started ``DevAuthServer`` on the test's loop."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(**config: Any) -> DevAuthServer:
+            return await stack.enter_async_context(DevAuthServer(**config))
+
+        yield start
+
+
+@pytest.fixture
+async def idp(idp_factory: Callable[..., Awaitable[DevAuthServer]]) -> DevAuthServer:
+    """A ``DevAuthServer`` with default settings on the test's event loop."""
+    return await idp_factory()
+
+
+def _servers_in_threads() -> Iterator[IdpFactory]:
+    with contextlib.ExitStack() as stack:
+        yield lambda **config: stack.enter_context(DevAuthServer(**config).run_in_thread())
+
+
+@pytest.fixture
+def threaded_idp_factory() -> Iterator[IdpFactory]:
+    """``threaded_idp_factory(**config)``: servers in background threads, for one test."""
+    yield from _servers_in_threads()
+
+
+@pytest.fixture(scope="module")
+def module_idp_factory() -> Iterator[IdpFactory]:
+    """``module_idp_factory(**config)``: servers in background threads, for one module."""
+    yield from _servers_in_threads()
+
+
+@pytest.fixture(scope="module")
+def threaded_idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    """A default ``DevAuthServer`` in a thread, shared by the module's tests."""
+    return module_idp_factory()
 
 
 # ---------------------------------------------------------------------- a real redis-server

@@ -9,12 +9,12 @@ no expired token handed out, no caller error while a usable token existed, and a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from chaos_harness import LoopWatch, hammer, log
 
-from tokenfleet import ClientCredentials, Retry, TokenManager
+import helpers
+from helpers import IdpFactory
+from tokenfleet import Retry, TokenManager
 from tokenfleet.testing import DevAuthServer, Fault
 
 pytestmark = pytest.mark.slow
@@ -39,20 +39,14 @@ MIXED = [fault for faults in FAULTS.values() for fault in faults]
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=LIFETIME).run_in_thread() as server:
-        yield server
+def idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    return module_idp_factory(token_lifetime=LIFETIME)
 
 
 def manager_for(idp: DevAuthServer) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=ATTEMPTS, backoff=0.1, max_retry_after=2.0),
-        timeout=1.0,
-    )
-    return TokenManager(client, min_backoff=MIN_BACKOFF, max_backoff=4.0)
+    retry = Retry(attempts=ATTEMPTS, backoff=0.1, max_retry_after=2.0)
+    client = {"retry": retry, "timeout": 1.0}
+    return helpers.manager_for(idp, client=client, min_backoff=MIN_BACKOFF, max_backoff=4.0)
 
 
 @pytest.mark.parametrize("kind", [*FAULTS, "mixed"])

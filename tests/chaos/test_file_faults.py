@@ -24,13 +24,16 @@ from typing import Any
 import pytest
 from chaos_harness import LoopWatch, hammer, log
 
-from tokenfleet import ClientCredentials, FileStore, Retry, StoreError, TokenManager
+import helpers
+from helpers import IdpFactory
+from tokenfleet import FileStore, Retry, StoreError, TokenManager
 from tokenfleet.stores import _codec
 from tokenfleet.testing import DevAuthServer
 
 pytestmark = pytest.mark.slow
 
 LIFETIME = 2.0
+CLIENT = {"retry": Retry(attempts=2, backoff=0.1), "timeout": 2.0}
 
 
 class TinyFs:
@@ -84,21 +87,14 @@ def tiny_fs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TinyFs]
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=LIFETIME).run_in_thread() as server:
-        yield server
+def idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    return module_idp_factory(token_lifetime=LIFETIME)
 
 
 def manager_for(idp: DevAuthServer, path: Path, **kw: Any) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=2, backoff=0.1),
-        timeout=2.0,
-    )
+    """A manager on a FileStore at ``path``, with this file's retry and backoff."""
     kw.setdefault("min_backoff", 0.3)
-    return TokenManager(client, store=FileStore(path), **kw)
+    return helpers.manager_for(idp, FileStore(path), client=CLIENT, **kw)
 
 
 def assert_not_torn(directory: Path) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,28 +18,26 @@ import pytest
 import redis.asyncio as aioredis
 from chaos_harness import LoopWatch, hammer, log
 
-from tokenfleet import ClientCredentials, FileStore, RedisStore, Retry, TokenManager
-from tokenfleet.stores import TokenStore
+import helpers
+from tokenfleet import FileStore, RedisStore, Retry
 from tokenfleet.testing import DevAuthServer, Fault
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=2.0).run_in_thread() as server:
-        yield server
+def idp(tokenfleet_server: DevAuthServer) -> DevAuthServer:
+    """The package's own fixture, with 2 s tokens."""
+    tokenfleet_server.token_lifetime = 2.0
+    return tokenfleet_server
 
 
-def manager_for(idp: DevAuthServer, store: TokenStore | None = None, **kw: Any) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=2, backoff=0.05),
-        timeout=2.0,
-    )
-    return TokenManager(client, store=store, min_backoff=0.2, max_backoff=1.0, **kw)
+manager_for = partial(
+    helpers.manager_for,
+    client={"retry": Retry(attempts=2, backoff=0.05), "timeout": 2.0},
+    min_backoff=0.2,
+    max_backoff=1.0,
+)
 
 
 async def test_event_loop_blocked_longer_than_the_leeway(

@@ -14,26 +14,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from chaos_harness import LoopWatch, Result, hammer, log
 
+import helpers
+from helpers import IdpFactory
 from redis_server import RedisServer
-from tokenfleet import ClientCredentials, RedisStore, Retry, StoreError, TokenManager
+from tokenfleet import RedisStore, Retry, StoreError, TokenManager
 from tokenfleet.testing import DevAuthServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 LIFETIME = 3.0
+CLIENT = {"retry": Retry(attempts=2, backoff=0.1), "timeout": 2.0}
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=LIFETIME).run_in_thread() as server:
-        yield server
+def idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    return module_idp_factory(token_lifetime=LIFETIME)
 
 
 @pytest.fixture
@@ -43,16 +45,10 @@ async def admin(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 def manager_for(idp: DevAuthServer, url: str, **kw: Any) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=2, backoff=0.1),
-        timeout=2.0,
-    )
+    """A manager on a RedisStore at ``url``, with this file's retry and backoff."""
     kw.setdefault("min_backoff", 0.5)
     kw.setdefault("max_backoff", 2.0)
-    return TokenManager(client, store=RedisStore(url), **kw)
+    return helpers.manager_for(idp, RedisStore(url), client=CLIENT, **kw)
 
 
 async def two_processes(

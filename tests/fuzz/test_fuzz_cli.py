@@ -14,7 +14,6 @@ import io
 import os
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,10 +28,10 @@ EXAMPLE_TIMEOUT = 20.0
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer().run_in_thread() as server:
-        server.register_client("fuzz", SECRET, scopes=["a", "b"])
-        yield server
+def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
+    """The module's threaded server, with the fuzzed client registered."""
+    threaded_idp.register_client("fuzz", SECRET, scopes=["a", "b"])
+    return threaded_idp
 
 
 @st.composite

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import jwt
@@ -80,12 +79,6 @@ def test_reading_garbled_jwts_gives_claims_or_none(token: str) -> None:
     # and through a Token, as applications read them
     claims = Token(access_token=token or "x", expires_at=1.0, issued_at=0.0).claims
     assert claims is None or isinstance(claims, Claims)
-
-
-@pytest.fixture(scope="module")
-def threaded_idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer().run_in_thread() as server:
-        yield server
 
 
 @st.composite

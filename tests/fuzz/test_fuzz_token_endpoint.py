@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenfleet import ClientCredentials, Retry, TokenFleetError, TokenManager
+from helpers import IdpFactory, client_for, manager_for
+from tokenfleet import Retry, TokenFleetError
 from tokenfleet.testing import DevAuthServer, Fault
 
 EXAMPLE_TIMEOUT = 15.0
@@ -125,9 +125,8 @@ _answers = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def threaded_idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=60).run_in_thread() as server:
-        yield server
+def threaded_idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    return module_idp_factory(token_lifetime=60)
 
 
 @settings(max_examples=80)
@@ -141,17 +140,16 @@ def test_the_manager_gives_a_usable_token_or_a_typed_error(
         threaded_idp.inject_fault(answer or Fault(status=200, slow_body=0.001), count=1)
 
     async def use() -> list[Any]:
-        client = ClientCredentials(
-            threaded_idp.token_url,
-            client_id=threaded_idp.client_id,
-            client_secret=threaded_idp.client_secret,
-            retry=Retry(attempts=2, backoff=0.0, max_retry_after=0.05),
-            timeout=1.0,
-        )
+        retry = Retry(attempts=2, backoff=0.0, max_retry_after=0.05)
         outcomes: list[Any] = []
         async with (
             asyncio.timeout(EXAMPLE_TIMEOUT),
-            TokenManager(client, min_backoff=0.01, max_backoff=0.02) as manager,
+            manager_for(
+                threaded_idp,
+                client={"retry": retry, "timeout": 1.0},
+                min_backoff=0.01,
+                max_backoff=0.02,
+            ) as manager,
         ):
             for _ in range(len(answers) + 1):
                 try:
@@ -175,14 +173,10 @@ def test_the_manager_gives_a_usable_token_or_a_typed_error(
 # UnicodeDecodeError, which _client/response.py's parsers (``except msgspec.DecodeError``) let
 # through: the caller gets a bare UnicodeDecodeError instead of a TokenFleetError.
 @pytest.mark.parametrize("status", [200, 400, 503])
-async def test_invalid_utf8_inside_a_json_string_is_a_typed_error(status: int) -> None:
-    async with DevAuthServer() as idp:
-        idp.inject_fault(Fault(status=status, body=b'{"access_token": "\xff", "error": "\xfe"}'))
-        async with ClientCredentials(
-            idp.token_url,
-            client_id=idp.client_id,
-            client_secret=idp.client_secret,
-            retry=Retry(attempts=1),
-        ) as client:
-            with pytest.raises(TokenFleetError):
-                await client.fetch_token()
+async def test_invalid_utf8_inside_a_json_string_is_a_typed_error(
+    idp: DevAuthServer, status: int
+) -> None:
+    idp.inject_fault(Fault(status=status, body=b'{"access_token": "\xff", "error": "\xfe"}'))
+    async with client_for(idp, retry=Retry(attempts=1)) as client:
+        with pytest.raises(TokenFleetError):
+            await client.fetch_token()

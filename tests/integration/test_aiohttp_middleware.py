@@ -10,15 +10,10 @@ import aiohttp
 import pytest
 from resource_recorder import Recorder
 
-from tokenfleet import ClientCredentials, ConfigurationError, TokenManager
+from helpers import client_for
+from tokenfleet import ConfigurationError, TokenManager
 from tokenfleet.aiohttp import BearerAuth
 from tokenfleet.testing import DevAuthServer
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -31,12 +26,6 @@ async def other() -> AsyncIterator[Recorder]:
 async def tokens(idp: DevAuthServer) -> AsyncIterator[TokenManager]:
     async with TokenManager(client_for(idp)) as manager:
         yield manager
-
-
-def client_for(idp: DevAuthServer, **kw: Any) -> ClientCredentials:
-    return ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, **kw
-    )
 
 
 def session(base_url: str | None, *middlewares: BearerAuth) -> aiohttp.ClientSession:

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jwt
@@ -27,10 +26,10 @@ COMMANDS = ("token", "decode", "check", "serve", "demo")
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=3600).run_in_thread() as server:
-        server.register_client(CLIENT, SECRET, scopes=["orders:read", "orders:write"])
-        yield server
+def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
+    """The module's threaded server (hour-long tokens), with the CLI's client registered."""
+    threaded_idp.register_client(CLIENT, SECRET, scopes=["orders:read", "orders:write"])
+    return threaded_idp
 
 
 def base_env(**extra: str) -> dict[str, str]:

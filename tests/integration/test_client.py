@@ -6,18 +6,19 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 
 import aiohttp
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import helpers
 import tokenfleet
+from helpers import pem_pair
 from tokenfleet import (
     ClientCredentials,
     ConfigurationError,
@@ -39,43 +40,12 @@ from tokenfleet.testing import DevAuthServer, Fault, make_test_pki
 FAST = Retry(attempts=3, backoff=0.05, max_backoff=0.2)
 
 
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def threaded_idp() -> Iterator[DevAuthServer]:
-    """One server for every hypothesis example (each example runs its own event loop)."""
-    with DevAuthServer().run_in_thread() as server:
-        yield server
-
-
-def client_for(idp: DevAuthServer, **kw: object) -> ClientCredentials:
-    args: dict[str, object] = {
-        "client_id": idp.client_id,
-        "client_secret": idp.client_secret,
-        "retry": FAST,
-    }
-    args.update(kw)
-    return ClientCredentials(idp.token_url, **args)  # type: ignore[arg-type]
+# every client in this file retries fast unless a test says otherwise
+client_for = partial(helpers.client_for, retry=FAST)
 
 
 def claims(token: tokenfleet.Token) -> dict[str, object]:
     return jwt.decode(token.access_token, options={"verify_signature": False})
-
-
-def pem_pair(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> tuple[bytes, bytes]:
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
 
 
 # --------------------------------------------------------------------------- auth methods

@@ -134,12 +134,6 @@ def assert_oauth_error(status: int, body: dict[str, Any], error: str, expected: 
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from helpers import client_for, pem_pair
 from tokenfleet import (
     ClientCredentials,
     ConfigurationError,
@@ -24,14 +24,14 @@ from tokenfleet.testing import DevAuthServer
 
 
 @pytest.fixture(params=["", "/tenant1"], ids=["no-path", "path"])
-async def idp(request: pytest.FixtureRequest) -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer(issuer_path=request.param) as server:
-        yield server
+async def idp(
+    request: pytest.FixtureRequest, idp_factory: Callable[..., Awaitable[DevAuthServer]]
+) -> DevAuthServer:
+    return await idp_factory(issuer_path=request.param)
 
 
 def by_issuer(idp: DevAuthServer, issuer: str | None = None, **kw: Any) -> ClientCredentials:
-    args: dict[str, Any] = {"client_id": idp.client_id, "client_secret": idp.client_secret}
-    return ClientCredentials(issuer=issuer or idp.issuer, **{**args, **kw})
+    return client_for(idp, issuer=issuer or idp.issuer, **kw)
 
 
 async def test_discovers_the_token_endpoint(idp: DevAuthServer) -> None:
@@ -119,14 +119,7 @@ async def test_client_secret_jwt_assertion_audience_is_the_issuer(idp: DevAuthSe
 
 async def test_private_key_jwt_by_issuer(idp: DevAuthServer) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem, public = pem_pair(key)
     idp.register_client("signer", public_key=public, auth_methods=["private_key_jwt"])
     async with ClientCredentials(
         issuer=idp.issuer, client_id="signer", auth_method="private_key_jwt", private_key=pem

@@ -20,7 +20,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,12 +106,6 @@ ALL_SNIPPETS = snippets(DOC_FILES)
 RUNNABLE = [s for s in ALL_SNIPPETS if s.run is not None]
 
 
-@pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer().run_in_thread() as server:
-        yield server
-
-
 def env_for(idp: DevAuthServer | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFLEET_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
@@ -162,13 +155,13 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     assert_no_leak(output)
 
 
-def test_fetch_once_reads_the_environment(idp: DevAuthServer, tmp_path: Path) -> None:
-    before = idp.token_requests(idp.client_id)
-    output = run([str(ROOT / "examples" / "fetch_once.py")], env_for(idp), cwd=tmp_path)
+def test_fetch_once_reads_the_environment(threaded_idp: DevAuthServer, tmp_path: Path) -> None:
+    before = threaded_idp.token_requests(threaded_idp.client_id)
+    output = run([str(ROOT / "examples" / "fetch_once.py")], env_for(threaded_idp), cwd=tmp_path)
     assert "not set" not in output
     assert "token: Token(" in output
-    assert idp.token_requests(idp.client_id) == before + 1
-    assert_no_leak(output, idp.client_secret)
+    assert threaded_idp.token_requests(threaded_idp.client_id) == before + 1
+    assert_no_leak(output, threaded_idp.client_secret)
 
 
 @pytest.mark.redis
@@ -183,16 +176,18 @@ def test_fleet_example_on_redis(redis_url: str, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- README
 
 
-def test_readme_quickstart_runs_against_a_server(idp: DevAuthServer, tmp_path: Path) -> None:
+def test_readme_quickstart_runs_against_a_server(
+    threaded_idp: DevAuthServer, tmp_path: Path
+) -> None:
     blocks = [s for s in RUNNABLE if s.path.name == "README.md"]
     assert len(blocks) == 1, "README.md should have exactly one <!-- run --> python block"
-    before = idp.token_requests(idp.client_id)
+    before = threaded_idp.token_requests(threaded_idp.client_id)
     script = tmp_path / "readme_quickstart.py"
     script.write_text(blocks[0].code, encoding="utf-8")
-    output = run([str(script)], env_for(idp), cwd=tmp_path)
+    output = run([str(script)], env_for(threaded_idp), cwd=tmp_path)
     assert "Token(token_type='Bearer', access_token=<sha256:" in output
-    assert idp.token_requests(idp.client_id) == before + 1
-    assert_no_leak(output, idp.client_secret)
+    assert threaded_idp.token_requests(threaded_idp.client_id) == before + 1
+    assert_no_leak(output, threaded_idp.client_secret)
 
 
 # --------------------------------------------------------------------------- docs
@@ -212,7 +207,7 @@ def test_snippet_compiles(snippet: Snippet) -> None:
 @pytest.mark.parametrize(
     "snippet", [s for s in RUNNABLE if s.path.parent.name == "docs"], ids=lambda s: s.id
 )
-def test_snippet_runs(snippet: Snippet, idp: DevAuthServer, tmp_path: Path) -> None:
+def test_snippet_runs(snippet: Snippet, threaded_idp: DevAuthServer, tmp_path: Path) -> None:
     if snippet.run == "pytest":
         (tmp_path / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
         module = tmp_path / "test_snippet.py"
@@ -223,5 +218,5 @@ def test_snippet_runs(snippet: Snippet, idp: DevAuthServer, tmp_path: Path) -> N
     else:
         script = tmp_path / "snippet.py"
         script.write_text(snippet.code, encoding="utf-8")
-        output = run([str(script)], env_for(idp), cwd=tmp_path)
-    assert_no_leak(output, idp.client_secret)
+        output = run([str(script)], env_for(threaded_idp), cwd=tmp_path)
+    assert_no_leak(output, threaded_idp.client_secret)

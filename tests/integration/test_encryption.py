@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,14 +18,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tokenfleet
+from helpers import make_token, manager_for, read_raw, write_raw
 from tokenfleet import (
     AesGcmCipher,
-    ClientCredentials,
     ConfigurationError,
     FileStore,
     RedisStore,
     Secret,
-    Token,
     TokenManager,
 )
 from tokenfleet.stores import FleetStore, _codec
@@ -36,11 +34,6 @@ KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
 KEY_C = b"\x07" * 32
 ACCESS = "eyJhbGciOi.super-secret-access-token.sig"
-
-
-def make_token(access: str = ACCESS, lifetime: float = 60.0) -> Token:
-    now = time.time()
-    return Token(access_token=access, expires_at=now + lifetime, issued_at=now, scopes=("a",))
 
 
 @pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
@@ -57,23 +50,6 @@ def open_store(kind: str, location: str, cipher: AesGcmCipher | None) -> FleetSt
     if kind == "file":
         return FileStore(location, cipher=cipher)
     return RedisStore(location, cipher=cipher)
-
-
-async def raw(store: FleetStore, key: str) -> bytes:
-    if isinstance(store, FileStore):
-        return store._file(key, ".tok").read_bytes()
-    assert isinstance(store, RedisStore)
-    value = await store._client.get(store._key(key))
-    assert isinstance(value, bytes)
-    return value
-
-
-async def write_raw(store: FleetStore, key: str, data: bytes) -> None:
-    if isinstance(store, FileStore):
-        store._file(key, ".tok").write_bytes(data)
-    else:
-        assert isinstance(store, RedisStore)
-        await store._client.set(store._key(key), data)
 
 
 @pytest.fixture
@@ -95,9 +71,9 @@ async def stores(kind: str, location: str) -> AsyncIterator[dict[str, FleetStore
 
 
 async def test_the_cache_holds_no_readable_token(stores: dict[str, FleetStore]) -> None:
-    token = make_token()
+    token = make_token(ACCESS)
     await stores["a"].set("k", token, 60)
-    data = await raw(stores["a"], "k")
+    data = await read_raw(stores["a"], "k")
     assert ACCESS.encode() not in data
     assert b"super-secret" not in data
     assert data.startswith(_codec.header(token.fingerprint))  # the fingerprint is in clear
@@ -131,7 +107,7 @@ async def test_a_wrong_or_missing_key_is_a_miss_with_one_quiet_warning(
     reason: str,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    await stores[writer].set("k", make_token(), 60)
+    await stores[writer].set("k", make_token(ACCESS), 60)
     for _ in range(5):
         assert await stores[reader].get("k") is None
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -145,8 +121,8 @@ async def test_a_wrong_or_missing_key_is_a_miss_with_one_quiet_warning(
 async def test_an_entry_copied_to_another_key_does_not_decrypt(
     stores: dict[str, FleetStore],
 ) -> None:
-    await stores["a"].set("client-1", make_token(), 60)
-    await write_raw(stores["a"], "client-2", await raw(stores["a"], "client-1"))
+    await stores["a"].set("client-1", make_token(ACCESS), 60)
+    await write_raw(stores["a"], "client-2", await read_raw(stores["a"], "client-1"))
     assert await stores["a"].get("client-2") is None
     assert await stores["a"].get("client-1") is not None
 
@@ -154,17 +130,17 @@ async def test_an_entry_copied_to_another_key_does_not_decrypt(
 async def test_an_entry_with_its_deadline_extended_does_not_decrypt(
     stores: dict[str, FleetStore],
 ) -> None:
-    token = make_token()
+    token = make_token(ACCESS)
     await stores["a"].set("k", token, 60)
-    envelope = _codec._envelope_decoder.decode(await raw(stores["a"], "k"))
+    envelope = _codec._envelope_decoder.decode(await read_raw(stores["a"], "k"))
     forged = _codec._Envelope(envelope.v, envelope.fp, envelope.until + 3600, envelope.token)
     await write_raw(stores["a"], "k", _codec._encoder.encode(forged))
     assert await stores["a"].get("k") is None
 
 
 async def test_flipped_ciphertext_bits_are_a_miss(stores: dict[str, FleetStore]) -> None:
-    await stores["a"].set("k", make_token(), 60)
-    data = bytearray(await raw(stores["a"], "k"))
+    await stores["a"].set("k", make_token(ACCESS), 60)
+    data = bytearray(await read_raw(stores["a"], "k"))
     for index in (-1, -20, -40):
         tampered = bytearray(data)
         tampered[index] ^= 0x01
@@ -182,22 +158,18 @@ async def test_compare_and_delete_works_on_ciphertext(stores: dict[str, FleetSto
     assert await stores["a"].get("k") is None
 
 
-async def test_managers_share_one_encrypted_token(kind: str, location: str) -> None:
-    async with DevAuthServer() as idp:
+async def test_managers_share_one_encrypted_token(
+    idp: DevAuthServer, kind: str, location: str
+) -> None:
+    def manager() -> TokenManager:
+        return manager_for(idp, open_store(kind, location, AesGcmCipher.from_env(environ=ENV)))
 
-        def manager() -> TokenManager:
-            client = ClientCredentials(
-                idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret
-            )
-            store = open_store(kind, location, AesGcmCipher.from_env(environ=ENV))
-            return TokenManager(client, store=store)
-
-        async with manager() as one, manager() as two:
-            first = await one.get_token()
-            assert await two.get_token() == first
-            assert idp.token_requests() == 1
-            assert isinstance(two.store, FleetStore)
-            assert first.access_token.encode() not in await raw(two.store, two.cache_key())
+    async with manager() as one, manager() as two:
+        first = await one.get_token()
+        assert await two.get_token() == first
+        assert idp.token_requests() == 1
+        assert isinstance(two.store, FleetStore)
+        assert first.access_token.encode() not in await read_raw(two.store, two.cache_key())
 
 
 # ---------------------------------------------------------------------- the key ring

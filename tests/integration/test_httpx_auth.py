@@ -15,17 +15,12 @@ import httpx
 import pytest
 from resource_recorder import Recorder
 
+from helpers import client_for
 from tokenfleet import ClientCredentials, ConfigurationError, TokenManager
 from tokenfleet.httpx import BearerAuth
 from tokenfleet.testing import DevAuthServer
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
 
 
 @pytest.fixture
@@ -38,12 +33,6 @@ async def other() -> AsyncIterator[Recorder]:
 async def tokens(idp: DevAuthServer) -> AsyncIterator[TokenManager]:
     async with TokenManager(client_for(idp)) as manager:
         yield manager
-
-
-def client_for(idp: DevAuthServer, **kw: Any) -> ClientCredentials:
-    return ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, **kw
-    )
 
 
 # --------------------------------------------------------------------------- the header

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,8 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from helpers import IdpFactory, manager_for
 from redis_server import RedisServer
-from tokenfleet import ClientCredentials, FileStore, MemoryStore, RedisStore, TokenManager
+from tokenfleet import FileStore, MemoryStore, RedisStore, TokenManager
 from tokenfleet.stores import TokenStore
 from tokenfleet.testing import DevAuthServer
 
@@ -52,22 +52,22 @@ def configs(draw: st.DrawFn) -> Config:
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=300).run_in_thread() as server:
-        for client_id, secret in CLIENTS.items():
-            server.register_client(client_id, secret)
-        yield server
+def idp(module_idp_factory: IdpFactory) -> DevAuthServer:
+    server = module_idp_factory(token_lifetime=300)
+    for client_id, secret in CLIENTS.items():
+        server.register_client(client_id, secret)
+    return server
 
 
-def manager_for(idp: DevAuthServer, config: Config, store: TokenStore) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=config.client,
-        client_secret=CLIENTS[config.client],
-        audience=config.audience,
-        resource=config.resource,
-    )
-    return TokenManager(client, store=store, namespace=config.namespace, close_store=False)
+def config_manager(idp: DevAuthServer, config: Config, store: TokenStore) -> TokenManager:
+    """The manager of one configuration: its own client, audience, resource, namespace."""
+    client = {
+        "client_id": config.client,
+        "client_secret": CLIENTS[config.client],
+        "audience": config.audience,
+        "resource": config.resource,
+    }
+    return manager_for(idp, store, client=client, namespace=config.namespace, close_store=False)
 
 
 def expected_audience(idp: DevAuthServer, config: Config) -> str:
@@ -75,7 +75,7 @@ def expected_audience(idp: DevAuthServer, config: Config) -> str:
 
 
 async def exercise(idp: DevAuthServer, configs: list[Config], store: TokenStore) -> None:
-    managers = [manager_for(idp, config, store) for config in configs]
+    managers = [config_manager(idp, config, store) for config in configs]
     served: dict[str, Config] = {}
     try:
         for _ in range(2):
@@ -136,7 +136,7 @@ def test_the_manager_cache_key_separates_every_dimension(idp: DevAuthServer) -> 
     ]
     store = MemoryStore()
     keys = {
-        manager_for(idp, config, store).cache_key(list(config.order))
+        config_manager(idp, config, store).cache_key(list(config.order))
         for config in [base, *variants]
     }
     assert len(keys) == 1 + len(variants)

@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tokenfleet import ClientCredentials, InsufficientScope, MemoryStore, TokenManager
+from helpers import client_for
+from tokenfleet import InsufficientScope, MemoryStore, TokenManager
 from tokenfleet.testing import DevAuthServer
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-def client_for(idp: DevAuthServer, **kw: Any) -> ClientCredentials:
-    args: dict[str, Any] = {"client_id": idp.client_id, "client_secret": idp.client_secret}
-    return ClientCredentials(idp.token_url, **{**args, **kw})
 
 
 async def fetch(idp: DevAuthServer, **kw: Any) -> Any:

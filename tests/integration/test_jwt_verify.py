@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import jwt
@@ -16,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 import tokenfleet
+from helpers import client_for
 from tokenfleet import (
     ClientCredentials,
     ConfigurationError,
@@ -33,16 +33,8 @@ from tokenfleet import (
 from tokenfleet.testing import DevAuthServer
 
 
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
 async def fetch(idp: DevAuthServer, **kw: Any) -> tokenfleet.Token:
-    async with ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, **kw
-    ) as client:
+    async with client_for(idp, **kw) as client:
         return await client.fetch_token()
 
 

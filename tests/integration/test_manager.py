@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
 
+import helpers
 from tokenfleet import (
     ClientCredentials,
     ConfigurationError,
@@ -27,16 +28,8 @@ from tokenfleet.testing import DevAuthServer, Fault
 FAST = Retry(attempts=2, backoff=0.02, max_backoff=0.05)
 
 
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-def client_for(idp: DevAuthServer, **kw: Any) -> ClientCredentials:
-    args: dict[str, Any] = {"client_id": idp.client_id, "client_secret": idp.client_secret}
-    args.update({"retry": FAST, **kw})
-    return ClientCredentials(idp.token_url, **args)
+# every client in this file retries fast unless a test says otherwise
+client_for = partial(helpers.client_for, retry=FAST)
 
 
 @pytest.fixture

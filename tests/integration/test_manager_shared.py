@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import helpers
 from tokenfleet import (
-    ClientCredentials,
     FileStore,
     FleetCooldown,
     InvalidClient,
@@ -25,16 +25,8 @@ from tokenfleet import (
     RedisStore,
     Retry,
     StoreError,
-    TokenManager,
 )
-from tokenfleet.stores import TokenStore
 from tokenfleet.testing import DevAuthServer, Fault
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
 
 
 @pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
@@ -45,14 +37,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     return lambda: RedisStore(url)
 
 
-def manager_for(idp: DevAuthServer, store: TokenStore, **kw: Any) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=1),
-    )
-    return TokenManager(client, store=store, **kw)
+# one request per fetch: the cooldown and request counts below follow from it
+manager_for = partial(helpers.manager_for, client={"retry": Retry(attempts=1)})
 
 
 def dead_redis_url() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +13,12 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from tokenfleet import ClientCredentials, Event, FileStore, Retry, TokenManager
+import helpers
+from tokenfleet import Event, FileStore, Retry, TokenManager
 from tokenfleet.testing import DevAuthServer, Fault
 
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-def client_for(idp: DevAuthServer) -> ClientCredentials:
-    return ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=1),
-    )
+# one request per fetch: the events counted below follow from single failures
+client_for = partial(helpers.client_for, retry=Retry(attempts=1))
 
 
 async def test_events_for_fetch_failure_stale_and_cooldown(

@@ -8,23 +8,17 @@ tokens from the dev server are JWTs, so any ``eyJ`` (base64 of ``{"``) found is 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from helpers import pem_pair
 from tokenfleet import ClientCredentials, Retry, TokenFleetError, TokenManager
 from tokenfleet.testing import DevAuthServer, Fault
 
 SECRET = "S3cr3t-value:with%odd+chars é"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-PRIVATE_PEM = KEY.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-)
-PUBLIC_PEM = KEY.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-)
+PRIVATE_PEM, PUBLIC_PEM = pem_pair(KEY)
 
 FAULTS = [
     None,  # success
@@ -40,15 +34,15 @@ FAULTS = [
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        server.register_client(
-            "svc",
-            SECRET,
-            auth_methods=["client_secret_basic", "client_secret_post", "client_secret_jwt"],
-        )
-        server.register_client("pk", public_key=PUBLIC_PEM, auth_methods=["private_key_jwt"])
-        yield server
+def idp(idp: DevAuthServer) -> DevAuthServer:
+    """The shared ``idp`` (tests/conftest.py), with this file's clients registered."""
+    idp.register_client(
+        "svc",
+        SECRET,
+        auth_methods=["client_secret_basic", "client_secret_post", "client_secret_jwt"],
+    )
+    idp.register_client("pk", public_key=PUBLIC_PEM, auth_methods=["private_key_jwt"])
+    return idp
 
 
 def forbidden(method: str, tokens: list[str]) -> list[str]:

@@ -15,8 +15,9 @@ import msgspec
 import pytest
 import redis.asyncio as aioredis
 
+from helpers import make_token, write_raw
 from redis_server import RedisServer
-from tokenfleet import ConfigurationError, StoreError, Token
+from tokenfleet import ConfigurationError, StoreError
 from tokenfleet.stores import (
     FileStore,
     FleetStore,
@@ -29,11 +30,6 @@ from tokenfleet.stores import (
 
 STORES = ["memory", "file", pytest.param("redis", marks=pytest.mark.redis)]
 SHARED = ["file", pytest.param("redis", marks=pytest.mark.redis)]
-
-
-def make_token(access: str = "access-1", lifetime: float = 60.0) -> Token:
-    now = time.time()
-    return Token(access_token=access, expires_at=now + lifetime, issued_at=now, scopes=("a",))
 
 
 def open_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> TokenStore:
@@ -65,14 +61,6 @@ async def second_instance(store: FleetStore) -> FleetStore:
         return FileStore(store.path)
     assert isinstance(store, RedisStore)
     return RedisStore(store._where)  # the test URL has no password to redact
-
-
-async def write_raw(store: FleetStore, key: str, data: bytes) -> None:
-    if isinstance(store, FileStore):
-        store._file(key, ".tok").write_bytes(data)
-    else:
-        assert isinstance(store, RedisStore)
-        await store._client.set(store._key(key), data)
 
 
 # ---------------------------------------------------------------------- the contract

@@ -5,24 +5,21 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
+from functools import partial
 
 import msgspec
 import pytest
 
+import helpers
 from tokenfleet import ConfigurationError, Secret, Token, TokenFleetError
 
 ACCESS = "eyJhbGciOiJSUzI1NiJ9.secret-token-value.sig"
 
 
-def make_token(**kw: object) -> Token:
-    fields: dict[str, object] = {
-        "access_token": ACCESS,
-        "expires_at": 2000.0,
-        "issued_at": 1000.0,
-        "scopes": ("a", "b"),
-    }
-    fields.update(kw)
-    return Token(**fields)  # type: ignore[arg-type]
+# fixed times: what these tests show must not depend on the clock
+make_token = partial(
+    helpers.make_token, ACCESS, expires_at=2000.0, issued_at=1000.0, scopes=("a", "b")
+)
 
 
 def test_token_properties() -> None:
