@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -15,6 +14,7 @@ import pytest
 import tokenfleet
 import tokenfleet.aiohttp
 import tokenfleet.httpx
+from helpers import client_for
 from tokenfleet import (
     ClientCredentials,
     ConfigurationError,
@@ -28,17 +28,8 @@ from tokenfleet.testing import DevAuthServer
 from tokenfleet.testing._faults import Fault
 
 
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
 def dpop_client(idp: DevAuthServer, **options: Any) -> ClientCredentials:
-    options.setdefault("dpop", True)
-    return ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, **options
-    )
+    return client_for(idp, **{"dpop": True, **options})
 
 
 def private_scalar(key: DPoPKey) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -11,6 +10,7 @@ import pytest
 import redis.asyncio
 
 import tokenfleet.aiohttp
+from helpers import client_for
 from tokenfleet import (
     AesGcmCipher,
     ClientCredentials,
@@ -24,16 +24,8 @@ from tokenfleet import (
 from tokenfleet.testing import DevAuthServer
 
 
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
 def client(idp: DevAuthServer) -> ClientCredentials:
-    return ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, dpop=True
-    )
+    return client_for(idp, dpop=True)
 
 
 def key_material(key: DPoPKey) -> list[bytes]:

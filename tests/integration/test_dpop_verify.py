@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from helpers import client_for
 from tokenfleet import (
-    ClientCredentials,
     DPoPKey,
     DPoPKeyMismatch,
     DPoPMethodMismatch,
@@ -30,16 +30,8 @@ URL = "https://api.example.com/orders"
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
-
-@pytest.fixture
 async def token(idp: DevAuthServer) -> Token:
-    async with ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret, dpop=True
-    ) as client:
+    async with client_for(idp, dpop=True) as client:
         return await client.fetch_token()
 
 

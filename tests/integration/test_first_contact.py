@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,13 @@ from tokenfleet.testing import DevAuthServer
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=3600).run_in_thread() as server:
-        server.register_client(CLIENT, SECRET, scopes=["orders:read"])
-        server.register_client(
-            "post-only", SECRET, auth_methods=["client_secret_post"], scopes=["orders:read"]
-        )
-        yield server
+def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
+    """The module's threaded server (hour-long tokens), with the CLI's clients registered."""
+    threaded_idp.register_client(CLIENT, SECRET, scopes=["orders:read"])
+    threaded_idp.register_client(
+        "post-only", SECRET, auth_methods=["client_secret_post"], scopes=["orders:read"]
+    )
+    return threaded_idp
 
 
 @pytest.fixture
