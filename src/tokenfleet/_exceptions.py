@@ -17,7 +17,7 @@ Every error tokenfleet raises on purpose derives from :class:`TokenFleetError`::
     │   │   ├── EndpointNotFound      HTTP 404/405 with no error body: no token endpoint there
     │   │   ├── InvalidDPoPProof      RFC 9449 §5: the server refused our DPoP proof
     │   │   └── UseDPoPNonce          RFC 9449 §8: a nonce was still demanded after one retry
-    │   ├── ServerError               HTTP 5xx
+    │   ├── ServerError               HTTP 5xx (``retry_after`` in seconds)
     │   ├── RateLimited               HTTP 429 (``retry_after`` in seconds)
     │   ├── InvalidTokenResponse      a 2xx (or error) body we cannot use
     │   │   └── DPoPDowngrade         a Bearer token answered a DPoP request (RFC 9449 §5)
@@ -202,7 +202,18 @@ class UseDPoPNonce(OAuthError):
 
 
 class ServerError(TokenEndpointError):
-    """The token endpoint answered with an HTTP 5xx status."""
+    """The token endpoint answered with an HTTP 5xx status.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait (``Retry-After`` on a 503 or
+            another 5xx, RFC 9110 §10.2.3), or ``None``.
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **kwargs: object
+    ) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
 
 
 class RateLimited(TokenEndpointError):

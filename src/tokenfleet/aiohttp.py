@@ -20,6 +20,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payl
 from yarl import URL
 
 from ._bearer import Bearer
+from ._client.http import is_own_request
 from ._manager.manager import TokenManager
 from ._models import Token
 
@@ -49,8 +50,10 @@ class BearerAuth:
     Requests it leaves alone (sent unchanged, no token fetched):
 
     * requests to an origin that is not allowed (see ``origins``);
-    * requests to the manager's token endpoint, so that a session shared with the
-      token client cannot recurse;
+    * the requests tokenfleet makes for itself (token, discovery, JWKS), whichever
+      client or verifier sends them on this session: a session shared with an
+      ``issuer=`` client cannot wait on itself;
+    * requests to the manager's token endpoint;
     * requests that already carry an ``Authorization`` header: an explicit credential
       wins.
 
@@ -163,6 +166,8 @@ class BearerAuth:
         return fresh
 
     def _should_authenticate(self, request: ClientRequest) -> bool:
+        if is_own_request():
+            return False  # tokenfleet's own token, metadata or JWKS request: never recurse
         if hdrs.AUTHORIZATION in request.headers:
             return False  # the caller chose its own credentials
         return self._bearer.destinations.allows(request.url, _session_base_url(request))

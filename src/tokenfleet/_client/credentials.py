@@ -39,7 +39,7 @@ from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
 from .discovery import ServerMetadata
 from .dpop import TokenRequestDPoP, dpop_setting
-from .http import LazySession
+from .http import LazySession, send
 from .request import (
     build_form,
     cache_key,
@@ -351,10 +351,12 @@ class ClientCredentials:
             try:
                 return await self._fetch_once(scopes)
             except (TransportError, ServerError, RateLimited) as exc:
-                retry_after = exc.retry_after if isinstance(exc, RateLimited) else None
+                # RFC 9110 §10.2.3: Retry-After on a 503 (or any 5xx) as on a 429.
+                retry_after = getattr(exc, "retry_after", None)
                 delay = self.retry.delay(attempt, retry_after)
                 # A wait that would outlast the total timeout only hides the real error.
                 if delay is None or (retry_after is not None and delay >= deadline - loop.time()):
+                    _say_given_up(exc, attempt)
                     raise
                 logger.debug(
                     "token request to %s failed (%s); retry %d/%d in %.2f s",
@@ -413,27 +415,23 @@ class ClientCredentials:
         }
         sensitive = await self._auth.apply(form, headers, self._assertion_audience(token_url))
         ssl_context = self._tls.context() if self._tls is not None else self._ssl
-        session = self._http.get()
         issued_at = self._clock()  # before sending: expiry errs on the early side
-        try:
-            async with session.post(
-                token_url,
-                data=encode_form(form),
-                headers=headers,
-                allow_redirects=False,
-                ssl=ssl_context,
-            ) as response:
-                body = await _read_limited(response)
-                status = response.status
-                content_type = response.headers.get("Content-Type", "")
-                retry_after = response.headers.get("Retry-After")
-                if self._dpop is not None:
-                    self._dpop.observe(token_url, response.headers.get("DPoP-Nonce"))
-        except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"could not reach the token endpoint {token_url}: {type(exc).__name__}"
-                f"{_describe(exc, sensitive)}"
-            ) from exc
+        reply = await send(
+            self._http.get(),
+            "POST",
+            token_url,
+            what="the token endpoint",
+            limit=MAX_BODY_BYTES,
+            too_large=_too_large,
+            scrub=sensitive,
+            data=encode_form(form),
+            headers=headers,
+            ssl=ssl_context,
+        )
+        status, body = reply.status, reply.body
+        content_type = reply.headers.get("Content-Type", "")
+        if self._dpop is not None:
+            self._dpop.observe(token_url, reply.headers.get("DPoP-Nonce"))
         if 200 <= status < 300:
             token = parse_token_response(
                 body,
@@ -449,7 +447,7 @@ class ClientCredentials:
             body,
             status=status,
             content_type=content_type,
-            retry_after=parse_retry_after(retry_after, now=self._clock()),
+            retry_after=parse_retry_after(reply.headers.get("Retry-After"), now=self._clock()),
             scrub=sensitive,
         )
 
@@ -575,31 +573,15 @@ class ClientCredentials:
         )
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
-    """Read the body, refusing anything over ``MAX_BODY_BYTES`` without reading further."""
-    limit = MAX_BODY_BYTES
-    if (response.content_length or 0) > limit:
-        raise InvalidTokenResponse(
-            f"the token endpoint sent {response.content_length} bytes; more than {limit} is "
-            "not a token response",
-            status=response.status,
-        )
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise InvalidTokenResponse(
-                f"the token endpoint's answer exceeds {limit} bytes; stopped reading",
-                status=response.status,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _say_given_up(error: Exception, attempts: int) -> None:
+    """Add to the message what happened: the retries are over (or were not worth it)."""
+    what = f"after {attempts} attempts" if attempts > 1 else "not retried"
+    error.args = (f"{error.args[0] if error.args else error}; {what}", *error.args[1:])
 
 
-def _describe(exc: BaseException, sensitive: Sequence[str]) -> str:
-    text = str(exc)
-    for value in sensitive:
-        if value:
-            text = text.replace(value, "[redacted]")
-    return f" ({text[:200]})" if text else ""
+def _too_large(status: int, message: str) -> InvalidTokenResponse:
+    return InvalidTokenResponse(
+        f"the token endpoint's answer is too large to be a token response: {message}; "
+        "stopped reading",
+        status=status,
+    )

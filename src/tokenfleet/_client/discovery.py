@@ -18,10 +18,10 @@ from .._exceptions import (
     ConfigurationError,
     DiscoveryError,
     IssuerMismatch,
-    TransportError,
     UnsupportedAuthMethod,
 )
 from .._util.untrusted_json import UntrustedJSONError, load_object
+from .http import send
 from .request import check_endpoint_url
 from .response import MAX_BODY_BYTES
 
@@ -181,24 +181,23 @@ def check_auth_method(metadata: ServerMetadata, auth_method: str) -> None:
 async def get_json(
     session: aiohttp.ClientSession, url: str, *, ssl: Any = True
 ) -> tuple[int, bytes]:
-    """GET ``url``; the status and at most ``MAX_BODY_BYTES`` of body.
+    """GET ``url``; the status and the whole body (at most ``MAX_BODY_BYTES``).
 
     Raises:
         TransportError: the server could not be reached.
         DiscoveryError: the body is larger than the limit.
     """
-    limit = MAX_BODY_BYTES
-    try:
-        async with session.get(
-            url, headers={"Accept": "application/json"}, allow_redirects=False, ssl=ssl
-        ) as response:
-            body = await response.content.read(limit + 1)
-            status = response.status
-    except (aiohttp.ClientError, OSError) as exc:
-        raise TransportError(f"could not reach {url}: {type(exc).__name__}") from exc
-    if len(body) > limit:
-        raise DiscoveryError(f"{url} answered more than {limit} bytes; stopped reading")
-    return status, body
+    reply = await send(
+        session,
+        "GET",
+        url,
+        what="the authorization server at",
+        limit=MAX_BODY_BYTES,
+        too_large=lambda _, message: DiscoveryError(f"{url}: {message}; stopped reading"),
+        headers={"Accept": "application/json"},
+        ssl=ssl,
+    )
+    return reply.status, reply.body
 
 
 async def fetch_metadata(

@@ -1,12 +1,113 @@
-"""The one aiohttp session a client or verifier opens lazily, and closes if it opened it."""
+"""HTTP for the requests tokenfleet makes for itself: token, metadata and JWK Set.
+
+Three rules hold for every one of them, so they live here once:
+
+* the body is read whole, up to a size limit (``StreamReader.read(n)`` returns what has
+  arrived so far, so a single read cuts a document split across TCP segments);
+* our own ``BearerAuth`` middleware leaves them alone, however the session is shared:
+  a discovery request that waited for a token that needs discovery would never end;
+* a transport failure becomes a ``TransportError`` with no exception chain: aiohttp's
+  ``ClientResponseError`` keeps the request headers, ``Authorization: Basic`` included.
+"""
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import aiohttp
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, TokenFleetError, TransportError
 
-__all__ = ["LazySession"]
+__all__ = ["LazySession", "Reply", "is_own_request", "send"]
+
+_CHUNK = 64 * 1024
+_own_request = contextvars.ContextVar("tokenfleet_own_request", default=False)
+
+
+def is_own_request() -> bool:
+    """Whether the running code is sending one of tokenfleet's own requests.
+
+    Middlewares run in the task that sends the request, so a context variable set around
+    ``session.request`` reaches them; it is reset as soon as the request is done.
+    """
+    return _own_request.get()
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response, read whole: status, headers and body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    limit: int,
+    too_large: Callable[[int, str], TokenFleetError],
+    scrub: Sequence[str] = (),
+    **kwargs: Any,
+) -> Reply:
+    """Send one of our own requests and read the whole answer, at most ``limit`` bytes.
+
+    ``what`` names the endpoint in messages; ``too_large(status, message)`` builds the
+    error for an oversized body; ``scrub`` lists values no message may show. Redirects
+    are not followed, and a session made with ``raise_for_status=True`` does not turn
+    the token endpoint's RFC 6749 §5.2 error answer into an aiohttp exception.
+
+    Raises:
+        TransportError: the request failed (no ``__cause__`` or ``__context__``).
+        TokenFleetError: from ``too_large``.
+    """
+    reset = _own_request.set(True)
+    try:
+        async with session.request(
+            method, url, allow_redirects=False, raise_for_status=False, **kwargs
+        ) as response:
+            body = await read_limited(response, limit, too_large)
+            return Reply(response.status, response.headers, body)
+    except (aiohttp.ClientError, OSError) as exc:
+        message = f"could not reach {what} {url}: {type(exc).__name__}{_describe(exc, scrub)}"
+    finally:
+        _own_request.reset(reset)
+    # Raised outside the except block, so that the aiohttp exception (which holds the
+    # request headers) is neither the cause nor the context of ours.
+    raise TransportError(message)
+
+
+async def read_limited(
+    response: aiohttp.ClientResponse,
+    limit: int,
+    too_large: Callable[[int, str], TokenFleetError],
+) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes without reading further."""
+    if (response.content_length or 0) > limit:
+        message = f"the answer announces {response.content_length} bytes, more than {limit}"
+        raise too_large(response.status, message)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise too_large(response.status, f"the answer exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _describe(exc: BaseException, scrub: Sequence[str]) -> str:
+    text = str(exc)
+    for value in scrub:
+        if value:
+            text = text.replace(value, "[redacted]")
+    return f" ({text[:200]})" if text else ""
 
 
 class LazySession:

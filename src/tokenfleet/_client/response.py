@@ -254,8 +254,10 @@ def parse_error_response(
             **kwargs,
         )
     if status >= 500:
+        wait = f"; retry after {retry_after:g} s" if retry_after is not None else ""
         return ServerError(
-            f"the token endpoint failed with HTTP {status} (server side; will be retried){detail}",
+            f"the token endpoint failed with HTTP {status} (server side{wait}){detail}",
+            retry_after=retry_after,
             **kwargs,
         )
     if code:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from .._exceptions import FleetCooldown, RateLimited
+from .._exceptions import FleetCooldown, RateLimited, ServerError
 from .._util.bounded import MAX_KEYS, bounded_put
 
 __all__ = ["MAX_KEYS", "Backoff", "Failure", "bounded_put"]
@@ -61,7 +61,8 @@ class Backoff:
             count = previous.count + 1 if previous else 1
             delay = min(self.max_delay, self.min_delay * 2.0 ** (count - 1))
             delay *= random.uniform(0.8, 1.0)  # noqa: S311 - spreading, not secrecy
-            if isinstance(error, RateLimited) and error.retry_after:
+            # RFC 9110 §10.2.3: Retry-After on a 429 and on a 503 (or any 5xx).
+            if isinstance(error, RateLimited | ServerError) and error.retry_after:
                 delay = max(delay, min(error.retry_after, self.max_delay))
         bounded_put(self._pending, key, delay)
         return delay

@@ -81,6 +81,9 @@ class DevAuthServer(ClientAdmin):
         serve_openid_configuration: False answers 404 at the OpenID Connect one.
         token_type: the ``token_type`` of token responses.
         metadata_overrides: merged into the discovery metadata.
+        document_trickle: when positive, metadata and JWK Set documents are sent in
+            8-byte chunks spread over this many seconds (a body split across many TCP
+            segments, which a client must read whole).
         requests_log: a `RequestRecord` per token request since the last reset.
         dpop: DPoP (RFC 9449) settings and counters (see `DevDPoP`): token requests with
             a valid ``DPoP`` proof get DPoP-bound tokens, and the protected resource
@@ -115,6 +118,7 @@ class DevAuthServer(ClientAdmin):
         self.jwks_override: dict[str, Any] | None = None
         self.token_type = "Bearer"
         self.metadata_overrides: dict[str, Any] = {}
+        self.document_trickle = 0.0
         self.requests_log: list[RequestRecord] = []
         self._port = port
         self._path = "/" + issuer_path.strip("/") if issuer_path.strip("/") else ""
@@ -387,25 +391,31 @@ class DevAuthServer(ClientAdmin):
         app.router.add_get(f"{path}/.well-known/openid-configuration", self._handle_oidc)
         return app
 
-    async def _handle_jwks(self, request: web.Request) -> web.Response:
+    async def _document(self, request: web.Request, document: Any) -> web.StreamResponse:
+        response = json_response(document)
+        if self.document_trickle <= 0:
+            return response
+        return await trickle(request, response, self.document_trickle)
+
+    async def _handle_jwks(self, request: web.Request) -> web.StreamResponse:
         self._counters.jwks_requests += 1
         override = self.jwks_override
-        return json_response(self.public_jwks if override is None else override)
+        return await self._document(request, self.public_jwks if override is None else override)
 
     async def _handle_stats(self, request: web.Request) -> web.Response:
         return json_response(self.stats(), headers=NO_STORE)
 
-    async def _handle_rfc8414(self, request: web.Request) -> web.Response:
+    async def _handle_rfc8414(self, request: web.Request) -> web.StreamResponse:
         self._counters.metadata_requests += 1
         if not self.serve_rfc8414:
             return json_response({"error": "not_found"}, status=404)
-        return json_response(self.metadata())
+        return await self._document(request, self.metadata())
 
-    async def _handle_oidc(self, request: web.Request) -> web.Response:
+    async def _handle_oidc(self, request: web.Request) -> web.StreamResponse:
         self._counters.metadata_requests += 1
         if not self.serve_openid_configuration:
             return json_response({"error": "not_found"}, status=404)
-        return json_response(self.metadata())
+        return await self._document(request, self.metadata())
 
     async def _handle_resource(self, request: web.Request) -> web.Response:
         self._counters.resource_requests += 1
