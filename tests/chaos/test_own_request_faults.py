@@ -33,6 +33,7 @@ FAULTS = [
 ]
 ROUNDS = 6  # each: invalidate, then CALLERS requests at once
 CALLERS = 40
+MAX_BACKOFF = 1.0
 
 
 async def test_shared_session_with_trickled_documents_and_token_faults(
@@ -56,7 +57,7 @@ async def test_shared_session_with_trickled_documents_and_token_faults(
                 timeout=4.0,
             )
             async with (
-                TokenManager(client, min_backoff=0.1, max_backoff=1.0) as tokens,
+                TokenManager(client, min_backoff=0.1, max_backoff=MAX_BACKOFF) as tokens,
                 JWTVerifier(issuer=idp.issuer, audience=None, session=session) as verifier,
             ):
                 deferred.middlewares.append(BearerAuth(tokens, origins=[idp.url]))
@@ -75,6 +76,7 @@ async def test_shared_session_with_trickled_documents_and_token_faults(
 
                 async with asyncio.timeout(90):  # a deadlock fails here, never hangs
                     for _ in range(ROUNDS):
+                        await asyncio.sleep(MAX_BACKOFF)  # past any backoff of the last round
                         with contextlib.suppress(TokenFleetError):  # faults hit this too
                             await tokens.invalidate(await tokens.get_token())
                         results = await asyncio.gather(*(call() for _ in range(CALLERS)))
