@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -25,7 +25,10 @@ from hypothesis import HealthCheck, settings
 
 from helpers import IdpFactory
 from redis_server import RedisServer
+from redis_topologies import Cluster, SentinelGroup
 from tokenfleet.testing import DevAuthServer
+
+Topology = TypeVar("Topology", SentinelGroup, Cluster)
 
 # The machine is small and shared (2 cores): no per-example deadline, and no health check
 # that fails a test because data generation was slow while another process ran.
@@ -102,3 +105,58 @@ def redis_url(redis_server: RedisServer) -> str:
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
     return redis_server.url
+
+
+# ---------------------------------------------------------------------- Redis as deployed
+# Sentinel and Cluster topologies of real redis-server processes (tests/redis_topologies.py).
+# The session ones are shared by tests that leave them as they found them; a test that
+# kills a primary asks the factory for its own, stopped at the end of that test.
+
+
+def _start_topology(kind: type[Topology], workdir: Path) -> Topology:
+    topology = kind(workdir)
+    try:
+        topology.start()
+    except RuntimeError as exc:  # never skip: a missing redis is a failure
+        topology.stop()
+        pytest.fail(f"{kind.__name__}: {exc}", pytrace=False)
+    return topology
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
+    """A primary, a replica and three sentinels (quorum 2), for the whole session."""
+    group = _start_topology(SentinelGroup, tmp_path_factory.mktemp("sentinel"))
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Six cluster nodes, three primaries with a replica each, for the whole session."""
+    cluster = _start_topology(Cluster, tmp_path_factory.mktemp("cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_topology_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[type[Topology]], Topology]]:
+    """Start a fresh ``SentinelGroup`` or ``Cluster`` for one test (which may break it)."""
+    started: list[SentinelGroup | Cluster] = []
+
+    def start(kind: type[Topology]) -> Topology:
+        topology = _start_topology(kind, tmp_path_factory.mktemp(kind.__name__.lower()))
+        started.append(topology)
+        return topology
+
+    try:
+        yield start
+    finally:
+        for topology in started:
+            topology.stop()

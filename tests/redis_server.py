@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -27,9 +28,20 @@ class RedisServer:
     Args:
         workdir: where the server runs and writes its log.
         port: the port; default a free one.
+        config: a config file given first on the command line (sentinels need one:
+            they rewrite it).
+        extra_args: more ``--option value`` arguments (``--sentinel``,
+            ``--cluster-enabled yes``, ``--replicaof ...``).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        config: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -39,6 +51,8 @@ class RedisServer:
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
+        self.config = config
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -51,12 +65,14 @@ class RedisServer:
             return
         args = [
             self.binary,
+            *([str(self.config)] if self.config else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
             "--appendonly", "no",
             "--daemonize", "no",
             "--dir", str(self.workdir),
+            *self.extra_args,
         ]  # fmt: skip
         log = (self.workdir / "redis.log").open("ab")
         with log:

@@ -82,7 +82,6 @@ from .stores import AesGcmCipher as AesGcmCipher
 from .stores import FileStore as FileStore
 from .stores import FleetStore as FleetStore
 from .stores import MemoryStore as MemoryStore
-from .stores import RedisStore as RedisStore
 from .stores import TokenStore as TokenStore
 from .stores import store_from_url as store_from_url
 
@@ -90,6 +89,7 @@ if TYPE_CHECKING:
     from . import aiohttp as aiohttp
     from . import httpx as httpx
     from . import testing as testing
+    from .stores.redis import RedisStore as RedisStore
 
 # Integration modules reachable as attributes after a bare ``import tokenfleet``, imported
 # on first access so that ``import tokenfleet`` never needs httpx (an optional extra);
@@ -100,11 +100,15 @@ _LAZY_MODULES = frozenset({"aiohttp", "httpx", "testing"})
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
+    if name == "RedisStore":  # redis-py is the optional extra tokenfleet[redis]
+        from .stores.redis import RedisStore
+
+        return RedisStore
     raise AttributeError(f"module 'tokenfleet' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY_MODULES})
+    return sorted({*globals(), *_LAZY_MODULES, "RedisStore"})
 
 
 __all__ = [

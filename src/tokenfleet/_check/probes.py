@@ -20,7 +20,7 @@ from .._exceptions import (
 )
 from .._util.words import ago_or_in, latency
 from ..stores import TokenStore, store_from_url
-from ..stores.redis import redact_url
+from ..stores._redact import redact_url
 from .result import UNAVAILABLE, USAGE, CheckResult, failed, passed, skipped
 
 __all__ = ["check_discovery", "check_store", "check_tls"]

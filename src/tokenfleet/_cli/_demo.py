@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ConfigurationError
-from ..stores.redis import redact_url
+from ..stores._redact import redact_url
 from ..testing import DevAuthServer
 from ._demo_view import Progress, WorkerResult, point, table
 from ._output import out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from .._exceptions import ConfigurationError
@@ -17,7 +18,9 @@ from ._protocol import FleetStore as FleetStore
 from ._protocol import TokenStore as TokenStore
 from .file import FileStore as FileStore
 from .memory import MemoryStore as MemoryStore
-from .redis import RedisStore as RedisStore
+
+if TYPE_CHECKING:
+    from .redis import RedisStore as RedisStore
 
 __all__ = [
     "AesGcmCipher",
@@ -28,6 +31,15 @@ __all__ = [
     "TokenStore",
     "store_from_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # redis-py is the optional extra tokenfleet[redis]: import it only when asked for.
+    if name == "RedisStore":
+        from .redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _memory(url: str) -> TokenStore:
@@ -48,7 +60,9 @@ def _file(url: str) -> TokenStore:
 
 
 def _redis(url: str) -> TokenStore:
-    # redis-py parses the rest, query options included (?db=1&socket_timeout=...).
+    """One primary, a Sentinel group or a Cluster: see ``stores/_redis_urls.py``."""
+    from .redis import RedisStore
+
     return RedisStore(url)
 
 
@@ -58,11 +72,17 @@ _SCHEMES: dict[str, Callable[[str], TokenStore]] = {
     "redis": _redis,
     "rediss": _redis,
     "unix": _redis,
+    "redis+sentinel": _redis,
+    "rediss+sentinel": _redis,
+    "redis+cluster": _redis,
+    "rediss+cluster": _redis,
 }
 
 
 def store_from_url(url: str) -> TokenStore:
-    """Build a store from a URL: ``memory://``, ``file:///path``, ``redis://host:6379/0``, ...
+    """Build a store from a URL: ``memory://``, ``file:///path``, ``redis://host:6379/0``,
+    ``redis+sentinel://host:26379,host:26380/mymaster/0``, ``redis+cluster://host:7000,host:7001``
+    (``rediss`` for TLS), ...
 
     Raises:
         ConfigurationError: the scheme is unknown (the message lists the known ones).

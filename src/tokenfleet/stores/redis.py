@@ -1,11 +1,20 @@
 """``RedisStore``: tokens, the fleet lock, cooldowns and invalidations in Redis.
 
-Keys, all with the ``{key}`` hash tag so that they live in one Redis Cluster slot::
+Keys, all with the ``{key}`` hash tag so that one key's entries live in one Redis Cluster
+slot (a cache key that already starts with ``<prefix>:`` is not given the prefix twice:
+``tokenfleet:v1:app:3f2a`` is stored as ``tokenfleet:{v1:app:3f2a}``)::
 
     <prefix>:{<key>}            the token (SET ... PX ttl: Redis drops it by itself)
     <prefix>:{<key>}:lock       the single-flight lock (SET NX PX, random owner)
     <prefix>:{<key>}:cooldown   the fleet-wide cooldown (SET PX until-now)
     <prefix>:invalidate         the pub/sub channel of invalidations
+
+On a Redis Cluster the invalidation channel is classic pub/sub, not sharded
+(``SSUBSCRIBE``): a classic ``PUBLISH`` reaches every node over the cluster bus, so a
+subscriber on any live node hears every invalidation, before the client has loaded the
+slot map and across failovers, without re-subscribing when slots move. Invalidations are
+rare (one per revoked token), so the bus's copy per node costs little; sharded pub/sub
+would put the one channel on one shard anyway.
 
 Compare-and-delete does not compare whole values (with encryption at rest, two encodings
 of one token differ): the stored envelope starts with the token's
@@ -15,24 +24,37 @@ fingerprint (see :mod:`._codec`), and a Lua script compares that fixed-length he
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+
+try:
+    import redis.asyncio as aioredis
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "RedisStore needs redis-py, which is an optional extra: pip install tokenfleet[redis]"
+    ) from exc
+from redis.exceptions import AskError, MovedError, RedisError, ResponseError
 
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
 from .._util.tasks import cancel_and_wait
 from . import _codec
+from ._redact import redact_url as redact_url
+from ._redis_clients import (
+    CLUSTER_NODE,
+    check_client,
+    client_from_url,
+    connection_kwargs,
+    is_plain,
+    wrong_mode,
+)
 
 __all__ = ["RedisStore"]
 
@@ -66,27 +88,15 @@ return 0
 _RECONNECT_MIN, _RECONNECT_MAX = 0.1, 5.0  # pub/sub reconnect backoff (seconds)
 
 
-def redact_url(url: str) -> str:
-    """``url`` with its password (userinfo or ``?password=``) replaced by ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user = parts.username or ""
-        host = netloc.rpartition("@")[2]
-        netloc = f"{user}:***@{host}"
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
 class RedisStore:
     """Tokens in Redis, shared by every process and host that uses the same Redis.
 
     Args:
-        redis: a URL (``redis://``, ``rediss://``, ``unix://``, with redis-py's query
-            options), or a ``redis.asyncio.Redis`` / ``RedisCluster`` client. A client
-            built from a URL is owned and closed by :meth:`aclose`; a client passed in
-            is not.
+        redis: a URL (``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``,
+            ``redis+cluster://``: see :mod:`._redis_urls` and docs/stores.md), or a
+            ``redis.asyncio.Redis`` (also one from ``Sentinel.master_for``) or
+            ``RedisCluster`` client. A client built from a URL is owned and closed by
+            :meth:`aclose`; a client passed in is not.
         prefix: namespace of every key and of the invalidation channel.
         lock_poll_initial: first backoff (seconds) of a lock waiter's polling.
         lock_poll_max: longest backoff of that polling, so a waiter learns within
@@ -126,9 +136,10 @@ class RedisStore:
                 "RedisStore needs a non-empty prefix, 0 < lock_poll_initial <= lock_poll_max "
                 "and op_timeout > 0"
             )
+        self._sentinels: list[aioredis.Redis] = []
         if isinstance(redis, str):
             self._where = redact_url(redis)
-            self._client: AnyRedis = _client_from_url(redis, self._where)
+            self._client, self._sentinels = client_from_url(redis, self._where)
             self._owns_client = True
         elif isinstance(redis, (aioredis.Redis, aioredis.RedisCluster)):
             self._where = f"<{type(redis).__name__} client>"
@@ -139,11 +150,7 @@ class RedisStore:
                 "RedisStore expects a redis URL or a redis.asyncio.Redis/RedisCluster client, "
                 f"got {type(redis).__name__}"
             )
-        if _decodes_responses(self._client):
-            raise ConfigurationError(
-                "RedisStore stores binary values: give it a client made without "
-                "decode_responses=True (or a URL, and it makes its own)"
-            )
+        check_client(self._client)
         self.prefix = prefix
         self._poll = (lock_poll_initial, lock_poll_max)
         self.lock_lease = lock_lease
@@ -153,11 +160,16 @@ class RedisStore:
         self._release = self._client.register_script(_RELEASE)
         self._extend = self._client.register_script(_EXTEND)
         self._closed = asyncio.Event()
+        # A plain client's server is asked once what it is (a cluster node or a sentinel
+        # given a redis:// URL would otherwise fail open, silently, on every call).
+        self._mode_checked = not is_plain(self._client)
+        self._wrong_mode: str | None = None
 
     # ------------------------------------------------------------------ keys and errors
 
     def _key(self, key: str, suffix: str = "") -> str:
-        return f"{self.prefix}:{{{key}}}{suffix}"
+        body = key.removeprefix(f"{self.prefix}:")
+        return f"{self.prefix}:{{{body}}}{suffix}"
 
     @property
     def channel(self) -> str:
@@ -165,20 +177,46 @@ class RedisStore:
         return f"{self.prefix}:invalidate"
 
     async def _run(self, op: str, call: Awaitable[T]) -> T:
-        """Await one Redis call, bounded by ``op_timeout``; failures become ``StoreError``."""
+        """Await one Redis call, bounded by ``op_timeout``; failures become ``StoreError``.
+
+        Raises:
+            ConfigurationError: the server is a cluster node or a sentinel, which this
+                URL form cannot use (the message names the one to use).
+        """
         try:
             async with asyncio.timeout(self._op_timeout):
+                if not self._mode_checked:
+                    await self._check_mode()
+                if self._wrong_mode is not None:
+                    raise ConfigurationError(self._wrong_mode)
                 return await call
+        except ConfigurationError:
+            raise  # a ValueError too, but not a store failure to fail open on
+        except ResponseError as exc:
+            if isinstance(exc, (MovedError, AskError)) and is_plain(self._client):
+                self._wrong_mode = CLUSTER_NODE.format(where=self._where)
+                raise ConfigurationError(self._wrong_mode) from None
+            raise self._store_error(op, exc) from exc
         except (RedisError, OSError, TimeoutError, ValueError) as exc:
-            text = str(exc) or f"no answer within {self._op_timeout:g} s"
-            detail = text.replace(self._password, "***") if self._password else text
-            raise StoreError(
-                f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
-            ) from exc
+            raise self._store_error(op, exc) from exc
+        finally:
+            if inspect.iscoroutine(call):
+                call.close()  # not awaited when the mode check refused it: no warning
+
+    async def _check_mode(self) -> None:
+        self._wrong_mode = await wrong_mode(self._client, self._where)
+        self._mode_checked = True
+
+    def _store_error(self, op: str, exc: BaseException) -> StoreError:
+        text = str(exc) or f"no answer within {self._op_timeout:g} s"
+        detail = text.replace(self._password, "***") if self._password else text
+        return StoreError(
+            f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
+        )
 
     @property
     def _password(self) -> str | None:
-        kwargs = getattr(getattr(self._client, "connection_pool", None), "connection_kwargs", {})
+        kwargs = connection_kwargs(self._client)
         password = kwargs.get("password")
         return password if isinstance(password, str) and password else None
 
@@ -317,7 +355,7 @@ class RedisStore:
                 delay = min(delay * 2, _RECONNECT_MAX)
 
     async def _subscribe(self) -> AsyncIterator[tuple[str, str]]:
-        pubsub = self._client.pubsub()
+        pubsub = await self._pubsub()
         try:
             async with asyncio.timeout(self._op_timeout):
                 await pubsub.subscribe(self.channel)
@@ -327,7 +365,18 @@ class RedisStore:
                 if item is not None:
                     yield item
         finally:
-            await _quietly(pubsub.aclose())  # type: ignore[no-untyped-call]
+            await _quietly(pubsub.aclose())
+
+    async def _pubsub(self) -> Any:
+        """A pub/sub connection; on a cluster, to any node (see the module docstring)."""
+        client = self._client
+        if not isinstance(client, aioredis.RedisCluster):
+            return client.pubsub()
+        # redis-py's cluster pub/sub picks its node from the slot map, which is empty
+        # (KeyError) until the client has run a command: load it, then name a node.
+        async with asyncio.timeout(self._op_timeout):
+            await client.initialize()
+        return client.pubsub(node=client.get_random_node())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -336,30 +385,11 @@ class RedisStore:
         self._closed.set()
         if self._owns_client:
             await _quietly(self._client.aclose())
+            for sentinel in self._sentinels:  # a Sentinel's own connections
+                await _quietly(sentinel.aclose())
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, prefix={self.prefix!r})"
-
-
-def _decodes_responses(client: AnyRedis) -> bool:
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None) or getattr(client, "connection_kwargs", {})
-    return bool(kwargs.get("decode_responses"))
-
-
-def _client_from_url(url: str, where: str) -> aioredis.Redis:
-    """A client for ``url`` that fails fast when Redis is down (query options override)."""
-    try:
-        return aioredis.from_url(
-            url,
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
-            # One quick retry heals a pooled connection a Redis restart broke; more
-            # would only delay the fail-open fetch while Redis is down.
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
-        )
-    except (ValueError, RedisError) as exc:
-        raise ConfigurationError(f"invalid Redis URL {where}: {exc}") from None
 
 
 def _as_bytes(data: bytes | str) -> bytes:
