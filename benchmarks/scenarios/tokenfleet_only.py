@@ -42,7 +42,7 @@ async def redis_store(latency: float, calls: int = 5_000, rounds: int = 5) -> di
         bare = aioredis.Redis.from_url(url)
         for manager in (memory, near, direct):
             await manager.get_token()
-        key = "tokenfleet:{" + near.cache_key() + "}"
+        key = "tokenfleet:{" + near.cache_key().removeprefix("tokenfleet:") + "}"  # its key
 
         async def bare_get() -> object:
             return await bare.get(key)
