@@ -18,21 +18,16 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
+import helpers
 from redis_topologies import SERVICE, Cluster, SentinelGroup
-from tokenfleet import ClientCredentials, RedisStore, Retry, Token, TokenManager, store_from_url
+from tokenfleet import RedisStore, Retry, Token, TokenManager, store_from_url
 from tokenfleet.testing import DevAuthServer
 
 pytestmark = pytest.mark.redis
 
 
 def manager_for(idp: DevAuthServer, store: RedisStore, **kw: Any) -> TokenManager:
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
-        retry=Retry(attempts=1),
-    )
-    return TokenManager(client, store=store, **kw)
+    return helpers.manager_for(idp, store, client={"retry": Retry(attempts=1)}, **kw)
 
 
 _sentinels: dict[int, Sentinel] = {}
@@ -48,6 +43,12 @@ def sentinel_store(group: SentinelGroup) -> RedisStore:
 def cluster_store(cluster: Cluster) -> RedisStore:
     nodes = [ClusterNode("127.0.0.1", port) for port in cluster.ports[:2]]
     return RedisStore(RedisCluster(startup_nodes=nodes, socket_timeout=1.0))
+
+
+def url_store(url: str) -> RedisStore:
+    store = store_from_url(url)
+    assert isinstance(store, RedisStore)
+    return store
 
 
 async def close_client(store: RedisStore) -> None:
@@ -127,9 +128,8 @@ async def test_cluster_client_passed_in_does_every_operation(redis_cluster: Clus
 async def test_cluster_cold_herd_fetches_once(redis_cluster: Cluster, form: str) -> None:
     make = (lambda: cluster_store(redis_cluster)) if form == "client" else None
     async with DevAuthServer(latency=0.2) as idp:
-        stores = [make() if make else store_from_url(redis_cluster.url) for _ in range(4)]
-        assert all(isinstance(s, RedisStore) for s in stores)
-        managers = [manager_for(idp, s, close_store=False) for s in stores]  # type: ignore[arg-type]
+        stores = [make() if make else url_store(redis_cluster.url) for _ in range(4)]
+        managers = [manager_for(idp, s, close_store=False) for s in stores]
         try:
             await managers[0].invalidate()  # a clean key for this run
             idp.reset_counters()
@@ -141,9 +141,9 @@ async def test_cluster_cold_herd_fetches_once(redis_cluster: Cluster, form: str)
             for manager in managers:
                 await manager.aclose()
             for store in stores:
-                await store.aclose()  # type: ignore[union-attr]
+                await store.aclose()
                 if make:
-                    await close_client(store)  # type: ignore[arg-type]
+                    await close_client(store)
 
 
 async def test_cluster_invalidation_reaches_every_manager_from_its_first_second(
@@ -288,11 +288,11 @@ async def test_sentinel_failover_during_a_warm_run(
         return group.current_primary_port() != old_port
 
     async with DevAuthServer(token_lifetime=3.0) as idp:
-        stores = [store_from_url(group.url) for _ in range(2)] + [
+        stores = [url_store(group.url) for _ in range(2)] + [
             sentinel_store(group) for _ in range(2)
         ]
         try:
-            figures = await kill_and_measure(idp, stores, group.primary.kill, recovered)  # type: ignore[arg-type]
+            figures = await kill_and_measure(idp, stores, group.primary.kill, recovered)
             # Sharing resumed on the promoted replica: the fleet's token is there, and
             # after the failover each refresh was one request.
             new = aioredis.Redis(port=group.current_primary_port())
@@ -303,7 +303,7 @@ async def test_sentinel_failover_during_a_warm_run(
             for store in stores:
                 await store.aclose()
             for store in stores[2:]:
-                await close_client(store)  # type: ignore[arg-type]
+                await close_client(store)
 
 
 @pytest.mark.slow
@@ -312,23 +312,21 @@ async def test_cluster_primary_killed_during_a_warm_run(
 ) -> None:
     cluster = redis_topology_factory(Cluster)
     async with DevAuthServer(token_lifetime=3.0) as idp:
-        stores = [store_from_url(cluster.url) for _ in range(2)] + [
+        stores = [url_store(cluster.url) for _ in range(2)] + [
             cluster_store(cluster) for _ in range(2)
         ]
-        async with ClientCredentials(
-            idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret
-        ) as client:
+        async with helpers.client_for(idp) as client:
             key = client.cache_key()
-        victim = cluster.primary_of(stores[0]._key(key))  # type: ignore[union-attr]
+        victim = cluster.primary_of(stores[0]._key(key))
 
         def recovered() -> bool:
-            return cluster.primary_of(stores[0]._key(key)) is not victim  # type: ignore[union-attr]
+            return cluster.primary_of(stores[0]._key(key)) is not victim
 
         try:
-            figures = await kill_and_measure(idp, stores, victim.kill, recovered)  # type: ignore[arg-type]
+            figures = await kill_and_measure(idp, stores, victim.kill, recovered)
             assert figures["last_bursts_single"], figures
         finally:
             for store in stores:
                 await store.aclose()
             for store in stores[2:]:
-                await close_client(store)  # type: ignore[arg-type]
+                await close_client(store)

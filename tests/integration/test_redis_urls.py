@@ -13,21 +13,15 @@ import pytest
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from helpers import client_for
 from redis_topologies import Cluster, SentinelGroup
 from tokenfleet import (
-    ClientCredentials,
     ConfigurationError,
     RedisStore,
     TokenManager,
     store_from_url,
 )
 from tokenfleet.testing import DevAuthServer
-
-
-def client_for(idp: DevAuthServer) -> ClientCredentials:
-    return ClientCredentials(
-        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret
-    )
 
 
 @pytest.mark.parametrize(
