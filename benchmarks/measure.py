@@ -12,7 +12,15 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from scenarios import cold_herd, expiry_herd, fleet, get_token_cost, tokenfleet_only, warm_overhead
+from scenarios import (
+    cold_herd,
+    dpop_cost,
+    expiry_herd,
+    fleet,
+    get_token_cost,
+    tokenfleet_only,
+    warm_overhead,
+)
 
 SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "cold": cold_herd.run,
@@ -24,6 +32,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "memory_rss": functools.partial(tokenfleet_only.memory, method="rss"),
     "memory_traced": functools.partial(tokenfleet_only.memory, method="tracemalloc"),
     "jwt": tokenfleet_only.jwt_costs,
+    "dpop": dpop_cost.run,
 }
 
 

@@ -306,10 +306,55 @@ def tokenfleet_alone(runs: Runs) -> list[list[str]]:
             ("bare_decode_us", "pyjwt `jwt.decode()` with the key in hand (RS256, iss/aud)"),
         ):
             rows.append([label, cell(runs, "jwt", column, "{:.1f}") + " µs", "", ""])
-    for key in ("redis", "memory_traced", "memory_rss", "jwt"):
+    rows += _dpop_rows(runs)
+    for key in ("redis", "memory_traced", "memory_rss", "jwt", "dpop"):
         problem = _problem(runs.get(key) or [{}])
         if runs.get(key) and problem:
             rows.append([key, problem, "", ""])
+    return rows
+
+
+_ALG = {"es256": "ES256", "eddsa": "EdDSA"}
+
+
+def _dpop_rows(runs: Runs) -> list[list[str]]:
+    """Scenario 7: DPoP proof cost beside the Bearer path (target: proofs do not dominate)."""
+    found = runs.get("dpop")
+    if not found or _problem(found) is not None:
+        return []
+    rows = []
+    for alg in ("es256", "eddsa"):
+        label = f"DPoP: sign one proof, {_ALG[alg]}"
+        us = cell(runs, "dpop", f"proof_{alg}_us", "{:.1f}")
+        per_s = cell(runs, "dpop", f"proofs_per_s_{alg}", "{:,.0f}")
+        rows.append([label, f"{us} µs ({per_s} proofs/s per core)", "", ""])
+    bearer = median([r["bearer_auth_us"] for r in found])
+    rows.append(
+        [
+            "Bearer: token + header per request (`BearerAuth`)",
+            cell(runs, "dpop", "bearer_auth_us", "{:.2f}") + " µs",
+            "",
+            "",
+        ]
+    )
+    for alg in ("es256", "eddsa"):
+        auth = median([r[f"dpop_auth_{alg}_us"] for r in found])
+        rows.append(
+            [
+                f"DPoP: token + header + proof per request, {_ALG[alg]}",
+                cell(runs, "dpop", f"dpop_auth_{alg}_us", "{:.1f}") + " µs",
+                "≤ 1 ms (≪ a network round trip)",
+                f"{auth / bearer:.0f}× Bearer {verdict(auth <= 1000)}",
+            ]
+        )
+    rows.append(
+        [
+            "DPoP: `DPoPVerifier.verify()` of an ES256 proof (resource server)",
+            cell(runs, "dpop", "verify_es256_us", "{:.1f}") + " µs",
+            "",
+            "",
+        ]
+    )
     return rows
 
 

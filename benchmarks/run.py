@@ -25,7 +25,7 @@ from contenders import NAMES, TOKENFLEET, load
 from report import render
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("cold", "expiry", "warm", "get_token", "fleet", "redis", "memory", "jwt")
+SCENARIOS = ("cold", "expiry", "warm", "get_token", "fleet", "redis", "memory", "jwt", "dpop")
 CONTROL_NAMES = ("control_aiohttp", "control_httpx")
 # httpx 0.28 alone fails the 1,000 herd (every request: PoolTimeout or ConnectTimeout, see
 # the control row), and at 10,000 only waits out its timeouts for minutes per run. Authlib
@@ -72,7 +72,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
         for sharing in ("none", *load(name).sharing):
             params = {"name": name, "sharing": sharing, **latency}
             steps.append((f"fleet-{sharing}/{name}", "fleet", params))
-    steps += [(s, s, dict(latency)) for s in ("redis", "memory_rss", "memory_traced", "jwt")]
+    steps += [
+        (s, s, dict(latency)) for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop")
+    ]
     return [
         step for step in steps if step[1].removesuffix("_rss").removesuffix("_traced") in args.only
     ]

@@ -30,12 +30,13 @@ from .._exceptions import (
 )
 from .claims import Claims, split_jws
 from .dpop_key import DPOP_ALGORITHMS, jwk_thumbprint, normalize_htu, token_hash
-from .jwks import _parse_key, _Unusable
+from .jwks import VerificationKey, _parse_key, _Unusable
 
 __all__ = ["DPoPVerifier", "bound_jkt"]
 
 _MAX_PROOF = 8 * 1024
 _MAX_JTI = 256
+_KEY_CACHE = 1024
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -96,6 +97,7 @@ class DPoPVerifier:
         self.replay_cache_size = replay_cache_size
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # jti -> forget after
+        self._keys: OrderedDict[str, VerificationKey] = OrderedDict()  # header -> key
         self._nonces = (secrets.token_urlsafe(16), "")
         self._nonce_at = clock()
 
@@ -167,10 +169,7 @@ class DPoPVerifier:
             )
         if not isinstance(jwk, dict) or _PRIVATE_MEMBERS & jwk.keys():
             raise MalformedDPoPProof("the proof's jwk must be a public key (RFC 9449 §4.3)")
-        try:
-            key = _parse_key(jwk, None, frozenset({alg}))
-        except _Unusable as exc:
-            raise MalformedDPoPProof(f"the proof's jwk {exc}") from None
+        key = self._key_for(proof.partition(".")[0], jwk, alg)
         if not key.verify(alg, parts.signing_input, parts.signature):
             raise DPoPSignatureInvalid("the proof's signature does not verify with its jwk")
         for name, kind in (("jti", str), ("htm", str), ("htu", str)):
@@ -182,6 +181,20 @@ class DPoPVerifier:
         if len(claims["jti"]) > _MAX_JTI:
             raise MalformedDPoPProof(f"the proof's jti is longer than {_MAX_JTI} characters")
         return header, claims
+
+    def _key_for(self, segment: str, jwk: dict[str, Any], alg: str) -> VerificationKey:
+        """The key of a proof header; cached by the header's bytes, which are the same for
+        every proof of one client key (loading a JWK costs more than verifying)."""
+        key = self._keys.get(segment)
+        if key is None:
+            try:
+                key = _parse_key(jwk, None, frozenset({alg}))
+            except _Unusable as exc:
+                raise MalformedDPoPProof(f"the proof's jwk {exc}") from None
+            self._keys[segment] = key
+            if len(self._keys) > _KEY_CACHE:
+                self._keys.popitem(last=False)
+        return key
 
     def _check_nonce(self, nonce: object) -> None:
         if not self.require_nonce:
