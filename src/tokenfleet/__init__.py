@@ -72,6 +72,7 @@ from ._jwt.dpop_key import DPoPKey as DPoPKey
 from ._jwt.verifier import JWTVerifier as JWTVerifier
 from ._manager.events import Event as Event
 from ._manager.manager import TokenManager as TokenManager
+from ._manager.policy import Refresh as Refresh
 from ._manager.stats import Stats as Stats
 from ._models import Secret as Secret
 from ._models import Token as Token
@@ -163,6 +164,7 @@ __all__ = [
     "OAuthError",
     "RateLimited",
     "RedisStore",
+    "Refresh",
     "Retry",
     "Secret",
     "SecretFile",

@@ -62,7 +62,7 @@ class _Judge:
         self.result.tokens.add(token.fingerprint)
         if now >= token.expires_at:
             self.result.expired.append(f"{token.fingerprint} {now - token.expires_at:.3f}s late")
-        until, _ = schedule(token, leeway=self.manager.leeway, refresh_ratio=1.0)
+        until, _ = schedule(token, leeway=self.manager.refresh.leeway, refresh_ratio=1.0)
         self.usable_until = max(self.usable_until, until)
         if self.failing_since is not None:
             self.result.outage += now - self.failing_since

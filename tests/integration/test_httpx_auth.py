@@ -16,7 +16,7 @@ import pytest
 from resource_recorder import Recorder
 
 from helpers import client_for
-from tokenfleet import ClientCredentials, ConfigurationError, TokenManager
+from tokenfleet import ClientCredentials, ConfigurationError, Refresh, TokenManager
 from tokenfleet.httpx import BearerAuth
 from tokenfleet.testing import DevAuthServer
 
@@ -233,7 +233,7 @@ def test_tokenfleet_imports_without_httpx() -> None:
 
 async def test_min_ttl_keeps_a_token_from_expiring_in_the_pool_queue(idp: DevAuthServer) -> None:
     idp.token_lifetime = 10.0
-    async with TokenManager(client_for(idp), leeway=0.5) as manager:
+    async with TokenManager(client_for(idp), refresh=Refresh(leeway=0.5)) as manager:
         auth = BearerAuth(manager, origins=idp.url, min_ttl=9.0)
         async with httpx.AsyncClient(auth=auth) as http:
             assert (await http.get(idp.resource_url)).status_code == 200

@@ -17,6 +17,7 @@ from tokenfleet import (
     FetchTimeout,
     InvalidClient,
     MemoryStore,
+    Refresh,
     Retry,
     ServerError,
     Token,
@@ -138,7 +139,7 @@ async def test_refresh_ahead_under_load_no_caller_waits(idp: DevAuthServer) -> N
     lifetime, lifetimes = 2.0, 5
     # refresh at 65-70 %: the 200 ms fetch lands by 1.6 s, 0.2 s before the token stops
     # being usable (1.8 s), even on a busy machine
-    manager = TokenManager(client_for(idp), refresh_ratio=0.7, jitter=0.05)
+    manager = TokenManager(client_for(idp), refresh=Refresh(ratio=0.7, jitter=0.05))
     await manager.get_token()
     idp.reset_counters()
     deadline = time.monotonic() + lifetime * lifetimes
@@ -206,7 +207,7 @@ async def test_stale_if_error_then_prompt_typed_errors(idp: DevAuthServer) -> No
 
 async def test_min_ttl_forces_a_fresh_token(idp: DevAuthServer) -> None:
     idp.token_lifetime = 10.0
-    async with TokenManager(client_for(idp), leeway=0.5) as manager:
+    async with TokenManager(client_for(idp), refresh=Refresh(leeway=0.5)) as manager:
         first = await manager.get_token()
         await asyncio.sleep(0.3)
         assert await manager.get_token(min_ttl=5) is first
@@ -336,13 +337,16 @@ async def test_stats_count_what_happened(idp: DevAuthServer) -> None:
 
 def test_bad_settings_are_typed_errors() -> None:
     client = ClientCredentials("https://idp.example.com/t", client_id="x", client_secret="s")
-    for kwargs in (
-        {"refresh_ratio": 0},
-        {"refresh_ratio": 1.5},
+    for refresh in (
+        {"ratio": 0},
+        {"ratio": 1.5},
         {"jitter": 0.9},
         {"leeway": -1},
-        {"min_backoff": 0},
+        {"leeway": "9"},
     ):
+        with pytest.raises(ConfigurationError):
+            Refresh(**refresh)
+    for kwargs in ({"min_backoff": 0}, {"refresh": 0.8}):
         with pytest.raises(ConfigurationError):
             TokenManager(client, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="token"):

@@ -23,6 +23,7 @@ from tokenfleet import (
     InvalidClient,
     RateLimited,
     RedisStore,
+    Refresh,
     Retry,
     StoreError,
 )
@@ -39,6 +40,7 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 # one request per fetch: the cooldown and request counts below follow from it
 manager_for = partial(helpers.manager_for, client={"retry": Retry(attempts=1)})
+NO_JITTER = Refresh(jitter=0)
 
 
 def dead_redis_url() -> str:
@@ -88,8 +90,8 @@ async def test_cooldown_keeps_serving_a_usable_token(
 ) -> None:
     idp.token_lifetime = 6.0
     async with (
-        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, jitter=0) as a,
-        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, jitter=0) as b,
+        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, refresh=NO_JITTER) as a,
+        manager_for(idp, store_factory(), min_backoff=5, max_backoff=5, refresh=NO_JITTER) as b,
     ):
         token = await a.get_token()
         assert await b.get_token() is not None

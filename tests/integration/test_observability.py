@@ -14,7 +14,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import helpers
-from tokenfleet import Event, FileStore, Retry, TokenManager
+from tokenfleet import Event, FileStore, Refresh, Retry, TokenManager
 from tokenfleet.testing import DevAuthServer, Fault
 
 # one request per fetch: the events counted below follow from single failures
@@ -32,7 +32,7 @@ async def test_events_for_fetch_failure_stale_and_cooldown(
         client_for(idp),
         store=FileStore(tmp_path / "t"),
         min_backoff=5,
-        jitter=0,
+        refresh=Refresh(jitter=0),
         telemetry=False,
     )
     unsubscribe = manager.subscribe(events.append)

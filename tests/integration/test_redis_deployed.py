@@ -20,7 +20,7 @@ from redis.asyncio.sentinel import Sentinel
 
 import helpers
 from redis_topologies import SERVICE, Cluster, SentinelGroup
-from tokenfleet import RedisStore, Retry, Token, TokenManager, store_from_url
+from tokenfleet import RedisStore, Refresh, Retry, Token, TokenManager, store_from_url
 from tokenfleet.testing import DevAuthServer
 
 pytestmark = pytest.mark.redis
@@ -243,7 +243,9 @@ async def kill_and_measure(
     recovered: Callable[[], bool],
 ) -> dict[str, Any]:
     """A warm run: kill at 2 s, run 8 s more; returns the figures (and asserts zero errors)."""
-    managers = [manager_for(idp, s, leeway=0.5, close_store=False) for s in stores]
+    managers = [
+        manager_for(idp, s, refresh=Refresh(leeway=0.5), close_store=False) for s in stores
+    ]
     figures: dict[str, Any] = {}
 
     async def during() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from tokenfleet import ServerError, Token, TokenManager
+from tokenfleet import Refresh, ServerError, Token, TokenManager
 
 
 class Clock:
@@ -57,7 +57,7 @@ def clock() -> Clock:
 
 async def test_hot_until_refresh_point_then_background_refresh(clock: Clock) -> None:
     source = CountingSource(clock)
-    async with TokenManager(source, clock=clock, jitter=0.0) as manager:
+    async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.0)) as manager:
         first = await manager.get_token()
         clock.now += 79
         assert await manager.get_token() is first
@@ -78,7 +78,7 @@ async def test_jitter_moves_refresh_earlier_within_bound(clock: Clock) -> None:
     points = set()
     for _ in range(20):
         source = CountingSource(clock)
-        async with TokenManager(source, clock=clock, jitter=0.05) as manager:
+        async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.05)) as manager:
             await manager.get_token()
             entry = manager._near[manager.cache_key()]
             points.add(round(entry.refresh_at - clock.now, 3))
@@ -89,7 +89,7 @@ async def test_jitter_moves_refresh_earlier_within_bound(clock: Clock) -> None:
 async def test_stale_if_error_with_backoff(clock: Clock) -> None:
     source = CountingSource(clock)
     async with TokenManager(
-        source, clock=clock, jitter=0.0, min_backoff=5, max_backoff=40
+        source, clock=clock, refresh=Refresh(jitter=0.0), min_backoff=5, max_backoff=40
     ) as manager:
         first = await manager.get_token()
         source.fail = ServerError("down", status=503)
@@ -147,7 +147,7 @@ async def test_recovery_clears_backoff(clock: Clock) -> None:
 
 async def test_short_lived_token_is_usable(clock: Clock) -> None:
     source = CountingSource(clock, lifetime=5)
-    async with TokenManager(source, clock=clock, jitter=0.0) as manager:
+    async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.0)) as manager:
         first = await manager.get_token()
         clock.now += 4.4  # leeway shrank to 0.5 s: still usable
         assert await manager.get_token() is first

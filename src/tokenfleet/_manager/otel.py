@@ -7,8 +7,8 @@ anything. The hot path is never touched: counts of calls are read from each mana
 from events (fetches, failures), which are off the hot path.
 
 The instruments exist once per process (an instrument name registered twice is ignored
-by the SDK), and the managers alive are tracked in a weak set. Attributes are the client
-id and the cache key; never a token or a secret.
+by the SDK), and the telemetry of each manager alive is tracked in a weak set.
+Attributes are the client id and the cache key; never a token or a secret.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ import importlib.util
 import weakref
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .events import Event
-
-if TYPE_CHECKING:
-    from .manager import TokenManager
+from .events import Event, Events
+from .stats import Stats
 
 __all__ = ["Telemetry", "available"]
 
@@ -44,7 +42,7 @@ class _Instruments:
 
         meter = metrics.get_meter("tokenfleet", __version__)
         self.tracer: Any = trace.get_tracer("tokenfleet", __version__)
-        self.managers: weakref.WeakSet[TokenManager] = weakref.WeakSet()
+        self.live: weakref.WeakSet[Telemetry] = weakref.WeakSet()
         self.fetched: Any = meter.create_counter(
             "tokenfleet.tokens.fetched", unit="{token}", description="Tokens fetched"
         )
@@ -67,11 +65,11 @@ class _Instruments:
         from opentelemetry.metrics import Observation
 
         totals: dict[tuple[str, str], int] = {}
-        for manager in list(self.managers):  # summed per client id
-            client_id = manager.client_id or ""
+        for telemetry in list(self.live):  # summed per client id
+            client_id = telemetry.client_id
             for outcome in _OUTCOMES:
                 key = (client_id, outcome)
-                totals[key] = totals.get(key, 0) + getattr(manager.stats, outcome)
+                totals[key] = totals.get(key, 0) + getattr(telemetry.stats, outcome)
         return [
             Observation(value, {"tokenfleet.client_id": client_id, "tokenfleet.outcome": outcome})
             for (client_id, outcome), value in totals.items()
@@ -89,24 +87,26 @@ def _get_instruments() -> _Instruments:
 
 
 class Telemetry:
-    """The OpenTelemetry side of one manager."""
+    """The OpenTelemetry side of one manager: its ``stats`` are observed, its ``events``
+    counted; it lives as long as the manager that holds it (and its events)."""
 
-    def __init__(self, manager: TokenManager) -> None:
+    def __init__(self, client_id: str | None, stats: Stats, events: Events) -> None:
         self._instruments = _get_instruments()
-        self._instruments.managers.add(manager)
-        self._client_id = manager.client_id or ""
-        manager.subscribe(self._on_event)
+        self.client_id = client_id or ""
+        self.stats = stats
+        self._instruments.live.add(self)
+        events.subscribe(self._on_event)
 
     def span(self, key: str) -> AbstractContextManager[Any]:
         """A span around one fetch from the source."""
         span: AbstractContextManager[Any] = self._instruments.tracer.start_as_current_span(
             "tokenfleet.fetch_token",
-            attributes={"tokenfleet.client_id": self._client_id, "tokenfleet.key": key},
+            attributes={"tokenfleet.client_id": self.client_id, "tokenfleet.key": key},
         )
         return span
 
     def _on_event(self, event: Event) -> None:
-        attributes = {"tokenfleet.client_id": self._client_id, "tokenfleet.key": event.key}
+        attributes = {"tokenfleet.client_id": self.client_id, "tokenfleet.key": event.key}
         if event.kind == "token_fetched":
             self._instruments.fetched.add(1, attributes)
             if event.latency is not None:

@@ -2,9 +2,52 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+
+from .._exceptions import ConfigurationError
 from .._models import Token
 
-__all__ = ["schedule"]
+__all__ = ["Refresh", "schedule"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """When a :class:`~tokenfleet.TokenManager` refreshes a token, and until when it hands
+    the current one out.
+
+    Attributes:
+        leeway: seconds before ``expires_at`` from which a token is no longer handed out;
+            shrinks to a tenth of the lifetime for short-lived tokens. Default 30.
+        ratio: fraction of the lifetime after which the first caller starts a background
+            refresh. Default 0.8.
+        jitter: up to this fraction of the lifetime is taken off the refresh point, at
+            random per process and token, so a fleet does not refresh in the same
+            instant. Default 0.05.
+    """
+
+    leeway: float = 30.0
+    ratio: float = 0.8
+    jitter: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("leeway", "ratio", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigurationError(f"Refresh.{name} must be a number of seconds/fraction")
+            object.__setattr__(self, name, float(value))
+        if not 0.0 < self.ratio <= 1.0 or not 0.0 <= self.jitter < self.ratio:
+            raise ConfigurationError("Refresh needs 0 < ratio <= 1 and 0 <= jitter < ratio")
+        if self.leeway < 0:
+            raise ConfigurationError("Refresh.leeway must be >= 0 seconds")
+
+    def schedule(self, token: Token, jitter: float = 0.0) -> tuple[float, float]:
+        """``(usable_until, refresh_at)`` of ``token`` under this policy (see :func:`schedule`)."""
+        return schedule(token, leeway=self.leeway, refresh_ratio=self.ratio, jitter=jitter)
+
+    def draw_jitter(self) -> float:
+        """This process's jitter for one token: uniform in ``[0, jitter]``."""
+        return random.uniform(0.0, self.jitter)  # noqa: S311 - spreading, not secrecy
 
 
 # --------------------------------------------------------------------------- expiry

@@ -1,0 +1,203 @@
+"""The flight: how one key gets a new token, once per key however many callers wait.
+
+Store read → store lock → store read → fleet cooldown check → source fetch → store
+write. The lock is fleet-wide for shared stores, so after waiting for it we read the
+store again: another process has usually just written the token we need. A failure is
+shared by every waiter of the flight, never written to the store, and puts the key in
+backoff (``_done``); see docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, AsyncExitStack
+from typing import Any
+
+from .._exceptions import FetchTimeout, InvalidClient, RateLimited, ServerError, StoreError
+from .._models import Token
+from .._source import TokenSource
+from ..stores import TokenStore
+from .backoff import Backoff
+from .fleet import FleetSignals
+from .near import NearCache, Scopes
+from .policy import Refresh
+from .singleflight import SingleFlight
+from .stats import Stats
+
+__all__ = ["Flights", "error_summary"]
+
+logger = logging.getLogger("tokenfleet")
+
+Emit = Callable[..., None]  # emit(kind, key, **fields)
+
+
+def error_summary(error: BaseException) -> str:
+    """``"TypeName: message"``, as events carry an error (messages hold no secret)."""
+    return f"{type(error).__name__}: {error}"
+
+
+class Flights:
+    """The in-flight fetches of one manager, one task per key."""
+
+    def __init__(
+        self,
+        *,
+        source: TokenSource,
+        store: TokenStore,
+        near: NearCache,
+        refresh: Refresh,
+        backoff: Backoff,
+        fleet: FleetSignals | None,
+        stats: Stats,
+        clock: Callable[[], float],
+        lock_timeout: float,
+        fetch_timeout: float,
+        emit: Emit,
+        store_failed: Callable[[StoreError], None],
+        span: Callable[[str], AbstractContextManager[Any]] | None,
+        label: str | None,
+    ) -> None:
+        self.tasks: SingleFlight[Token] = SingleFlight()
+        self.lock_timeout = lock_timeout
+        self.fetch_timeout = fetch_timeout
+        self._source = source
+        self._store = store
+        self._near = near
+        self._refresh = refresh
+        self._backoff = backoff
+        self._fleet = fleet
+        self._stats = stats
+        self._clock = clock
+        self._emit = emit
+        self._store_failed = store_failed
+        self._span = span
+        self._label = label
+
+    def start(self, key: str, scopes: Scopes, stale: Token | None) -> asyncio.Task[Token]:
+        """Start the flight of ``key``, replacing ``stale`` (the token held, if any)."""
+        return self.tasks.start(key, self._run(key, scopes, stale), self._done)
+
+    async def _run(self, key: str, scopes: Scopes, stale: Token | None) -> Token:
+        deadline = self.lock_timeout + self.fetch_timeout
+        try:
+            async with asyncio.timeout(deadline):
+                token = await self.read_store(key, stale)
+                if token is None:
+                    token = await self._locked_fetch(key, scopes, stale)
+        except FetchTimeout:
+            raise
+        except TimeoutError:
+            raise FetchTimeout(
+                f"no token within {deadline:g} s (lock_timeout + fetch_timeout)"
+            ) from None
+        self._near.put(key, token, *self._refresh.schedule(token, self._refresh.draw_jitter()))
+        return token
+
+    async def _locked_fetch(self, key: str, scopes: Scopes, stale: Token | None) -> Token:
+        async with AsyncExitStack() as stack:
+            try:
+                acquired = await stack.enter_async_context(
+                    self._store.lock(key, self.lock_timeout)
+                )
+            except StoreError as exc:
+                self._store_failed(exc)  # unreachable store: fetch locally, do not wait
+                return await self._fetch(key, scopes)
+            if not acquired:
+                self._stats.lock_timeouts += 1
+                logger.warning(
+                    "tokenfleet: waited %.1f s for another process's fetch of %s; "
+                    "fetching ourselves",
+                    self.lock_timeout,
+                    key,
+                )
+            else:
+                token = await self.read_store(key, stale)
+                if token is not None:
+                    return token
+            if self._fleet is not None:
+                await self._fleet.check_cooldown(key)
+            return await self._fetch(key, scopes)
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
+
+    async def read_store(self, key: str, stale: Token | None) -> Token | None:
+        """A usable token from the store that is not the one being replaced."""
+        try:
+            token = await self._store.get(key)
+        except StoreError as exc:
+            self._store_failed(exc)
+            return None
+        if token is None:
+            return None
+        if stale is not None and token.access_token == stale.access_token:
+            return None
+        if self._near.is_dropped(key, token):
+            return None
+        usable_until, _ = self._refresh.schedule(token)
+        return token if self._clock() < usable_until else None
+
+    async def _fetch(self, key: str, scopes: Scopes) -> Token:
+        self._stats.fetches += 1
+        started = time.monotonic()
+        span = self._span(key) if self._span else contextlib.nullcontext()
+        try:
+            with span:
+                async with asyncio.timeout(self.fetch_timeout):
+                    token = await self._source.token(scopes)
+        except FetchTimeout:
+            raise
+        except TimeoutError:
+            raise FetchTimeout(f"no token within fetch_timeout={self.fetch_timeout:g} s") from None
+        except (RateLimited, ServerError, InvalidClient) as exc:
+            if self._fleet is not None:
+                delay = self._backoff.delay(key, exc)  # the same delay here and for the fleet
+                await self._fleet.record_cooldown(key, delay, exc)
+                self._emit("cooldown_entered", key, error=error_summary(exc), retry_in=delay)
+            raise
+        latency = time.monotonic() - started
+        logger.info(
+            "tokenfleet: fetched token %s for %s (scopes %s, lifetime %.0f s, %.0f ms)",
+            token.fingerprint,
+            self._label or key,
+            " ".join(token.scopes) or "-",
+            token.lifetime,
+            latency * 1000,
+        )
+        self._emit(
+            "token_fetched",
+            key,
+            fingerprint=token.fingerprint,
+            lifetime=token.lifetime,
+            latency=latency,
+        )
+        ttl = token.expires_at - self._clock()
+        if ttl > 0:
+            try:
+                await self._store.set(key, token, ttl)
+            except StoreError as exc:
+                self._store_failed(exc)
+        return token
+
+    def _done(self, key: str, task: asyncio.Task[Token]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
+            self._backoff.succeeded(key)
+            return
+        self._stats.fetch_errors += 1
+        delay = self._backoff.failed(key, error)
+        self._emit("fetch_failed", key, error=error_summary(error), retry_in=delay)
+        entry = self._near.get(key)
+        usable = entry is not None and self._clock() < entry.usable_until
+        logger.warning(
+            "tokenfleet: token fetch for %s failed (%s: %s); %s; next try in %.1f s",
+            key,
+            type(error).__name__,
+            error,
+            "serving the current token meanwhile" if usable else "no usable token",
+            delay,
+        )

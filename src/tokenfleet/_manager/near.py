@@ -1,0 +1,141 @@
+"""The near cache: this process's tokens, the scopes → cache-key table, and tombstones.
+
+All three are per-key tables that an unbounded set of keys (scope sets, audiences) must
+not grow without limit, so each is bounded here, with its eviction rule beside it:
+
+* ``entries``: the token of each key with its two deadlines; at ``max_keys`` the oldest
+  entry goes (it is read from the store again on its next miss);
+* the key table memoizes ``scopes → (cache key, normalized scopes)``, because
+  normalizing and hashing scopes costs more than the whole hot path;
+* tombstones: the last invalidated access token of each key, so a token dropped here
+  (or by another process) is not taken back from the store or a finishing flight.
+
+The manager's hot path reads ``entries`` directly (a bound dict, no call); everything
+else goes through the methods below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from .._models import Token
+from .._util.bounded import MAX_KEYS, bounded_put
+
+__all__ = ["Entry", "NearCache", "Scopes"]
+
+Scopes = tuple[str, ...] | None
+
+
+class Entry:
+    """A near-cache entry: the token and its two deadlines (Unix seconds)."""
+
+    __slots__ = ("refresh_at", "token", "usable_until")
+
+    def __init__(self, token: Token, usable_until: float, refresh_at: float) -> None:
+        self.token = token
+        self.usable_until = usable_until
+        self.refresh_at = refresh_at
+
+
+class NearCache:
+    """Tokens by cache key, the key table and the tombstones of one manager.
+
+    Args:
+        make_key: the cache key of a normalized scope set (the source's ``cache_key``).
+        normalize: scopes as given → their normalized tuple.
+        max_keys: how many entries are kept; the key table keeps at least ``MAX_KEYS``.
+        enabled: ``False`` keeps no tokens (the key table and tombstones still work).
+    """
+
+    def __init__(
+        self,
+        make_key: Callable[[Scopes], str],
+        normalize: Callable[[str | Iterable[str]], tuple[str, ...]],
+        max_keys: int,
+        enabled: bool = True,
+    ) -> None:
+        self.entries: dict[str, Entry] = {}  # never rebound: the manager holds this dict
+        self.max_keys = max_keys
+        self.enabled = enabled
+        self._make_key = make_key
+        self._normalize = normalize
+        self._keys: dict[object, tuple[str, Scopes]] = {}
+        self._tombstones: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.entries
+
+    def __getitem__(self, key: str) -> Entry:
+        return self.entries[key]
+
+    def get(self, key: str) -> Entry | None:
+        """The entry of ``key``, if any."""
+        return self.entries.get(key)
+
+    # ------------------------------------------------------------------ keys
+
+    def key_for(self, scopes: str | Iterable[str] | None) -> tuple[str, Scopes]:
+        """``(cache key, normalized scopes)`` of ``scopes`` as the caller spelled them."""
+        lookup: object = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+        known = self._keys.get(lookup)
+        if known is not None:
+            return known
+        normalized = None if scopes is None else self._normalize(lookup)  # type: ignore[arg-type]
+        key = self._make_key(normalized)
+        if len(self._keys) >= max(self.max_keys, MAX_KEYS):
+            del self._keys[next(iter(self._keys))]
+        self._keys[lookup] = (key, normalized)
+        return key, normalized
+
+    def key_of(self, token: Token, default: str) -> str:
+        """The key ``token`` was handed out under (``default`` if it is not held)."""
+        for key, entry in self.entries.items():
+            if entry.token.access_token == token.access_token:
+                return key
+        return default
+
+    # ------------------------------------------------------------------ entries
+
+    def put(self, key: str, token: Token, usable_until: float, refresh_at: float) -> None:
+        """Hold ``token`` for ``key``; at ``max_keys`` the oldest entry goes."""
+        if not self.enabled:
+            return
+        entries = self.entries
+        if len(entries) >= self.max_keys and key not in entries:
+            del entries[next(iter(entries))]
+        entries[key] = Entry(token, usable_until, refresh_at)
+
+    def clear(self) -> None:
+        """Drop every entry (the dict object stays the same)."""
+        self.entries.clear()
+
+    # ------------------------------------------------------------------ tombstones
+
+    def is_dropped(self, key: str, token: Token) -> bool:
+        """Whether ``token`` is the last one invalidated under ``key``."""
+        return self._tombstones.get(key) == token.access_token
+
+    def invalidate(self, key: str, token: Token | None) -> Token | None:
+        """Drop ``token`` (``None``: whatever is held) under ``key``; a newer entry stays.
+
+        Returns the token to compare-and-delete elsewhere (the store, the fleet), now
+        tombstoned: ``token`` itself, or the one held when ``token`` is ``None``.
+        """
+        entry = self.entries.get(key)
+        if token is None or (entry is not None and entry.token.access_token == token.access_token):
+            self.entries.pop(key, None)
+        if token is None and entry is not None:
+            token = entry.token
+        if token is not None:
+            bounded_put(self._tombstones, key, token.access_token)
+        return token
+
+    def drop_fingerprint(self, key: str, fingerprint: str) -> None:
+        """Another process invalidated the token with ``fingerprint`` (``"*"``: any)."""
+        entry = self.entries.get(key)
+        if entry is not None and fingerprint in ("*", entry.token.fingerprint):
+            del self.entries[key]
+            bounded_put(self._tombstones, key, entry.token.access_token)
