@@ -28,16 +28,46 @@ from .policy import Refresh
 from .singleflight import SingleFlight
 from .stats import Stats
 
-__all__ = ["Flights", "error_summary"]
+__all__ = ["Flights", "StoreFailures", "error_summary"]
 
 logger = logging.getLogger("tokenfleet")
 
 Emit = Callable[..., None]  # emit(kind, key, **fields)
+_STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
 
 
 def error_summary(error: BaseException) -> str:
     """``"TypeName: message"``, as events carry an error (messages hold no secret)."""
     return f"{type(error).__name__}: {error}"
+
+
+class StoreFailures:
+    """What a failing store operation does: counted, then raised (``fail_open=False``) or
+    logged, at most one WARNING (and event) per minute, and the caller goes on without
+    the store."""
+
+    def __init__(self, stats: Stats, fail_open: bool, emit: Emit) -> None:
+        self._stats = stats
+        self._fail_open = fail_open
+        self._emit = emit
+        self._warned_at = float("-inf")
+
+    def __call__(self, exc: StoreError) -> None:
+        self._stats.store_errors += 1
+        if not self._fail_open:
+            raise exc
+        now = time.monotonic()
+        if now - self._warned_at >= _STORE_WARNING_PERIOD:
+            self._warned_at = now
+            self._emit("store_unreachable", "", error=error_summary(exc))
+            logger.warning(
+                "tokenfleet: token store failing, fetching without it (fail_open): %s "
+                "(next warning in %.0f s at the earliest)",
+                exc,
+                _STORE_WARNING_PERIOD,
+            )
+        else:
+            logger.debug("tokenfleet: store error (fail-open): %s", exc)
 
 
 class Flights:

@@ -31,7 +31,6 @@ from typing import Any, Self
 
 from .._client.credentials import ClientCredentials
 from .._client.env import client_kwargs, read_settings
-from .._client.request import cache_key, normalize_scopes
 from .._exceptions import ConfigurationError, FetchTimeout, StoreError
 from .._models import Token
 from .._source import KeyedTokenSource, TokenSource
@@ -43,7 +42,7 @@ from .backoff import Backoff
 from .dpop import store_for
 from .events import Event, EventKind, Events, Subscriber
 from .fleet import FleetSignals
-from .flight import Flights, error_summary
+from .flight import Flights, StoreFailures
 from .near import Entry, NearCache, Scopes
 from .policy import Refresh
 from .stats import Stats
@@ -51,8 +50,6 @@ from .stats import Stats
 __all__ = ["TokenManager"]
 
 logger = logging.getLogger("tokenfleet")
-
-_STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
 
 
 class TokenManager:
@@ -134,15 +131,14 @@ class TokenManager:
         self.events = Events()
         client_id = getattr(source, "client_id", None)
         self.client_id: str | None = client_id if isinstance(client_id, str) else None
-        self._namespace = namespace
         self._close_source = close_source
         self._close_store = close_store
         self._clock = clock
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
-        self._store_warned_at = float("-inf")
         self._backoff = Backoff(min_backoff, max_backoff, clock)
-        self._near = NearCache(self._make_key, normalize_scopes, max_keys, near_cache)
+        self._store_failed = StoreFailures(self.stats, fail_open, self._emit)
+        self._near = NearCache(source, namespace, max_keys, near_cache)
         self._near_entries = self._near.entries  # the hot path reads this dict directly
         self._key_for = self._near.key_for
         self._fleet = (
@@ -327,39 +323,6 @@ class TokenManager:
             return False
         usable_until, _ = self.refresh.schedule(token)
         return usable_until - self._clock() > min_ttl
-
-    def _store_failed(self, exc: StoreError) -> None:
-        self.stats.store_errors += 1
-        if not self.fail_open:
-            raise exc
-        now = time.monotonic()
-        if now - self._store_warned_at >= _STORE_WARNING_PERIOD:
-            self._store_warned_at = now
-            self._emit("store_unreachable", "", error=error_summary(exc))
-            logger.warning(
-                "tokenfleet: token store failing, fetching without it (fail_open): %s "
-                "(next warning in %.0f s at the earliest)",
-                exc,
-                _STORE_WARNING_PERIOD,
-            )
-        else:
-            logger.debug("tokenfleet: store error (fail-open): %s", exc)
-
-    def _make_key(self, scopes: Scopes) -> str:
-        """The cache key of a normalized scope set (memoized by the near cache)."""
-        if isinstance(self.source, KeyedTokenSource):
-            key = self.source.cache_key(scopes)
-            return f"{self._namespace}:{key}" if self._namespace else key
-        return cache_key(
-            token_url="",
-            client_id=self._namespace or "",
-            auth_method="",
-            credential="",
-            scopes=scopes or (),
-            audience=None,
-            resources=(),
-            extra_params={},
-        )
 
     # ------------------------------------------------------------------ invalidate, close
 

@@ -16,9 +16,11 @@ else goes through the methods below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
+from .._client.request import cache_key, normalize_scopes
 from .._models import Token
+from .._source import KeyedTokenSource, TokenSource
 from .._util.bounded import MAX_KEYS, bounded_put
 
 __all__ = ["Entry", "NearCache", "Scopes"]
@@ -41,24 +43,24 @@ class NearCache:
     """Tokens by cache key, the key table and the tombstones of one manager.
 
     Args:
-        make_key: the cache key of a normalized scope set (the source's ``cache_key``).
-        normalize: scopes as given → their normalized tuple.
+        source: whose tokens; its ``cache_key`` names them (else ``namespace`` does).
+        namespace: the prefix of every key (required for a source without ``cache_key``).
         max_keys: how many entries are kept; the key table keeps at least ``MAX_KEYS``.
         enabled: ``False`` keeps no tokens (the key table and tombstones still work).
     """
 
     def __init__(
         self,
-        make_key: Callable[[Scopes], str],
-        normalize: Callable[[str | Iterable[str]], tuple[str, ...]],
+        source: TokenSource,
+        namespace: str | None,
         max_keys: int,
         enabled: bool = True,
     ) -> None:
         self.entries: dict[str, Entry] = {}  # never rebound: the manager holds this dict
         self.max_keys = max_keys
         self.enabled = enabled
-        self._make_key = make_key
-        self._normalize = normalize
+        self._source = source
+        self._namespace = namespace
         self._keys: dict[object, tuple[str, Scopes]] = {}
         self._tombstones: dict[str, str] = {}
 
@@ -83,12 +85,27 @@ class NearCache:
         known = self._keys.get(lookup)
         if known is not None:
             return known
-        normalized = None if scopes is None else self._normalize(lookup)  # type: ignore[arg-type]
+        normalized = None if scopes is None else normalize_scopes(lookup)  # type: ignore[arg-type]
         key = self._make_key(normalized)
         if len(self._keys) >= max(self.max_keys, MAX_KEYS):
             del self._keys[next(iter(self._keys))]
         self._keys[lookup] = (key, normalized)
         return key, normalized
+
+    def _make_key(self, scopes: Scopes) -> str:
+        if isinstance(self._source, KeyedTokenSource):
+            key = self._source.cache_key(scopes)
+            return f"{self._namespace}:{key}" if self._namespace else key
+        return cache_key(
+            token_url="",
+            client_id=self._namespace or "",
+            auth_method="",
+            credential="",
+            scopes=scopes or (),
+            audience=None,
+            resources=(),
+            extra_params={},
+        )
 
     def key_of(self, token: Token, default: str) -> str:
         """The key ``token`` was handed out under (``default`` if it is not held)."""
