@@ -288,7 +288,7 @@ def test_serve_prints_a_working_command() -> None:
         lines = []
         for line in server.stdout:
             lines.append(line)
-            if line.strip() == "tokenfleet token":
+            if line.strip().endswith("tokenfleet token"):
                 break
         exports = dict(re.findall(r"export (TOKENFLEET_\w+)=(\S+)", "".join(lines)))
         assert set(exports) == {
@@ -316,6 +316,9 @@ def test_demo() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "process  callers  get_token calls  cache hits  token requests" in out
+    # The columns are explained in the output itself, not only in docs/cli.md.
+    assert "  cache hits: calls answered from the process's own memory" in out
+    assert "  token requests: requests this process sent to the authorization server" in out
     assert re.search(r"^total\s+40\s", out, re.MULTILINE)
     requests = int(re.search(r"server saw (\d+) token requests", out).group(1))  # type: ignore[union-attr]
     assert 1 <= requests <= 6  # about one per lifetime for the whole fleet, not per process

@@ -21,10 +21,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._exceptions import ConfigurationError
+from .._check.probes import check_store
+from .._exceptions import ConfigurationError, StoreError
 from ..stores._redact import redact_url
 from ..testing import DevAuthServer
-from ._demo_view import Progress, WorkerResult, point, table
+from ._demo_view import LEGEND, Progress, WorkerResult, point, table
 from ._output import out
 
 __all__ = ["add_parser", "run"]
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         _store_url(args.store) as store_url,
         DevAuthServer(token_lifetime=args.lifetime, latency=args.latency).run_in_thread() as idp,
     ):
+        _check_store(store_url)
         out(
             f"tokenfleet demo: {args.workers} processes × {args.coroutines:,} coroutines for "
             f"{args.duration:g} s, {args.lifetime:g} s tokens from {idp.token_url}, "
@@ -94,11 +96,23 @@ def run(args: argparse.Namespace) -> int:
     out()
     for line in table(results, args.coroutines):
         out(line)
+    for line in LEGEND:
+        out(f"  {line}")
     out(f"the authorization server saw {requests:,} token requests")
     out()
     shared = not store_url.startswith("memory:")
     out(point(results, args.coroutines, requests, shared, args.lifetime))
     return 0 if not any(r.errors for r in results) else 1
+
+
+def _check_store(store_url: str) -> None:
+    """A store that is down would make every worker fetch on its own (fail-open), and the
+    demo would show nothing shared: say so and stop instead (exit 4)."""
+    if store_url.startswith("memory:"):
+        return
+    result = asyncio.run(check_store(store_url))
+    if result.ok is False:
+        raise StoreError(f"--store {result.detail}; {result.fix}")
 
 
 def _validate(args: argparse.Namespace) -> None:

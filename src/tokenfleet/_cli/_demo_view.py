@@ -76,6 +76,15 @@ _HEADER = (
 )
 
 
+# What the columns mean, printed under the table (the output explains itself).
+LEGEND = (
+    "cache hits: calls answered from the process's own memory (its near cache); the others "
+    "waited for a fetch or read the shared store",
+    "token requests: requests this process sent to the authorization server; 0 means it "
+    "always found another process's token in the shared store",
+)
+
+
 def _row(name: str, callers: int, result: WorkerResult) -> tuple[str, ...]:
     h = result.histogram
     return (

@@ -12,6 +12,7 @@ from .._check.result import AUTH, OK, OTHER, UNAVAILABLE, USAGE, exit_code_for
 __all__ = ["AUTH", "OK", "OTHER", "UNAVAILABLE", "USAGE", "exit_code_of", "one_line"]
 
 INTERRUPTED = 130
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head -1`
 exit_code_of = exit_code_for
 
 

@@ -101,7 +101,9 @@ async def _get(args: argparse.Namespace) -> Token:
     client = ClientCredentials(**client_kwargs(settings), dpop=True) if args.dpop else None
     client = client or make_client(settings)
     store = store_from_url(settings.store) if settings.store else None
-    async with TokenManager(client, store=store) as manager:
+    # fail_open=False: with --store given and the store down, say so (exit 4) rather than
+    # print a token that silently bypassed the cache the user asked for.
+    async with TokenManager(client, store=store, fail_open=False) as manager:
         return await manager.get_token(min_ttl=args.min_ttl)
 
 

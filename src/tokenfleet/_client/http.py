@@ -8,20 +8,33 @@ Three rules hold for every one of them, so they live here once:
   a discovery request that waited for a token that needs discovery would never end;
 * a transport failure becomes a ``TransportError`` with no exception chain: aiohttp's
   ``ClientResponseError`` keeps the request headers, ``Authorization: Basic`` included.
+
+The sessions tokenfleet opens log each request at DEBUG on the ``tokenfleet.http`` logger
+(``tokenfleet --log-http``): method, URL without query, status, latency. Never a body or
+a header, so never a secret, an assertion or a token.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
+import ssl
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .._exceptions import ConfigurationError, TokenFleetError, TransportError
+from .._util.words import latency
 
-__all__ = ["LazySession", "Reply", "is_own_request", "send"]
+__all__ = ["HTTP_LOGGER", "LazySession", "Reply", "is_own_request", "send"]
+
+HTTP_LOGGER = "tokenfleet.http"
+_log = logging.getLogger(HTTP_LOGGER)
 
 _CHUNK = 64 * 1024
 _own_request = contextvars.ContextVar("tokenfleet_own_request", default=False)
@@ -75,7 +88,10 @@ async def send(
             body = await read_limited(response, limit, too_large)
             return Reply(response.status, response.headers, body)
     except (aiohttp.ClientError, OSError) as exc:
-        message = f"could not reach {what} {url}: {type(exc).__name__}{_describe(exc, scrub)}"
+        message = (
+            f"could not reach {what} {url}: {type(exc).__name__}{_describe(exc, scrub)}"
+            f"{_plain_http_hint(exc, url)}"
+        )
     finally:
         _own_request.reset(reset)
     # Raised outside the except block, so that the aiohttp exception (which holds the
@@ -100,6 +116,57 @@ async def read_limited(
             raise too_large(response.status, f"the answer exceeds {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _plain_http_hint(exc: BaseException, url: str) -> str:
+    """An https request answered in plain HTTP fails the TLS handshake with OpenSSL's
+    WRONG_VERSION_NUMBER (the reply's first bytes, "HTTP/", are no TLS record)."""
+    cause = getattr(exc, "os_error", exc)
+    if isinstance(cause, ssl.SSLError) and cause.reason in (
+        "WRONG_VERSION_NUMBER",
+        "HTTP_REQUEST",
+    ):
+        plain = "http://" + url.removeprefix("https://")
+        return f"; the server speaks plain HTTP on this port: use {plain}, or its https port"
+    return ""
+
+
+def _shown(url: URL) -> str:
+    # No query, fragment or userinfo: the only parts of a URL that could carry a credential.
+    return str(url.with_query(None).with_fragment(None).with_user(None))
+
+
+async def _on_start(
+    _: aiohttp.ClientSession, context: SimpleNamespace, __: aiohttp.TraceRequestStartParams
+) -> None:
+    context.started = time.perf_counter()
+
+
+async def _on_end(
+    _: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+) -> None:
+    if _log.isEnabledFor(logging.DEBUG):
+        took = latency(time.perf_counter() - context.started)
+        _log.debug("%s %s %d %s", params.method, _shown(params.url), params.response.status, took)
+
+
+async def _on_error(
+    _: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    params: aiohttp.TraceRequestExceptionParams,
+) -> None:
+    if _log.isEnabledFor(logging.DEBUG):
+        took = latency(time.perf_counter() - context.started)
+        failure = type(params.exception).__name__
+        _log.debug("%s %s failed (%s) %s", params.method, _shown(params.url), failure, took)
+
+
+def _trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(_on_start)
+    trace.on_request_end.append(_on_end)
+    trace.on_request_exception.append(_on_error)
+    return trace
 
 
 def _describe(exc: BaseException, scrub: Sequence[str]) -> str:
@@ -130,6 +197,7 @@ class LazySession:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=None),  # callers bound their own time
                 headers={"User-Agent": "tokenfleet"},
+                trace_configs=[_trace()],
             )
         return self._session
 

@@ -109,6 +109,12 @@ def check_endpoint_url(
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a non-empty URL string")
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - validates: a port must be a number in 0-65535
+    except ValueError:
+        raise ConfigurationError(
+            f"{what} {url!r} has an invalid port: use a number from 1 to 65535"
+        ) from None
     if parts.scheme == "https" and parts.hostname:
         return url
     if parts.scheme == "http" and parts.hostname:

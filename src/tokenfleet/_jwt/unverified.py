@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from typing import Any
 
 from .._exceptions import ConfigurationError
+from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = ["OpaqueToken", "decode_unverified", "describe_header"]
 
@@ -39,12 +39,9 @@ def _segment(value: str, index: int) -> dict[str, Any]:
         raise OpaqueToken(_damaged(f"{where} has characters outside base64url"))
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        data = json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):
-        raise OpaqueToken(_damaged(f"{where} is not base64url-encoded JSON")) from None
-    if not isinstance(data, dict):
-        raise OpaqueToken(_damaged(f"{where} is JSON but not an object"))
-    return data
+        return load_object(raw)
+    except (binascii.Error, ValueError, UntrustedJSONError):
+        raise OpaqueToken(_damaged(f"{where} is not a base64url-encoded JSON object")) from None
 
 
 def _damaged(detail: str) -> str:
