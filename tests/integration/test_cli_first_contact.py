@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,10 @@ from tokenfleet.testing import DevAuthServer
 
 
 @pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer(token_lifetime=3600).run_in_thread() as server:
-        server.register_client(CLIENT, SECRET, scopes=["orders:read"])
-        yield server
+def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
+    """The module's threaded server (hour-long tokens), with the CLI's client registered."""
+    threaded_idp.register_client(CLIENT, SECRET, scopes=["orders:read"])
+    return threaded_idp
 
 
 @pytest.fixture
