@@ -10,6 +10,8 @@ their client's request type.
 from __future__ import annotations
 
 import logging
+import posixpath
+import re
 from collections.abc import Iterable
 
 from yarl import URL
@@ -19,6 +21,7 @@ from ._client.request import check_endpoint_url
 from ._exceptions import ConfigurationError
 from ._manager.manager import TokenManager
 from ._models import Token
+from ._util.bounded import bounded_put
 
 __all__ = [
     "Bearer",
@@ -27,6 +30,7 @@ __all__ = [
     "Origin",
     "check_origin",
     "default_origins",
+    "endpoint_of",
     "is_endpoint",
     "origin_of",
     "parse_origins",
@@ -44,8 +48,22 @@ def origin_of(url: URL) -> Origin:
     return (url.scheme, url.raw_host or "", url.port or 0)
 
 
-def _endpoint_of(url: URL) -> tuple[Origin, str]:
-    return origin_of(url), url.raw_path or "/"
+_SLASHES = re.compile(r"/{2,}")
+
+
+def endpoint_of(url: URL) -> tuple[Origin, str]:
+    """The token endpoint's identity, loosened to every spelling a server may route to it.
+
+    yarl lowercases the host and makes the port explicit; the path is percent-decoded,
+    its dot segments removed, doubled and trailing slashes dropped and its case folded
+    (RFC 3986 §6.2.2 and beyond: servers differ), and a trailing dot leaves the host.
+    Erring wide only ever keeps a token *from* a URL.
+    """
+    scheme, host, port = origin_of(url)
+    # normpath removes dot segments as RFC 3986 §5.2.4 does (a URL built with
+    # encoded=True keeps them); it keeps a leading "//", which the sub already folded.
+    path = posixpath.normpath(_SLASHES.sub("/", url.path) or "/").rstrip("/").casefold()
+    return (scheme.lower(), host.lower().rstrip("."), port), path or "/"
 
 
 def parse_origins(origins: str | Iterable[str], *, allow_insecure_http: bool) -> frozenset[Origin]:
@@ -111,13 +129,13 @@ def token_endpoint(manager: TokenManager) -> tuple[Origin, str] | None:
     for source in _sources(manager):
         token_url = getattr(source, "token_url", None)
         if isinstance(token_url, str):
-            return _endpoint_of(URL(token_url))
+            return endpoint_of(URL(token_url))
     return None
 
 
 def is_endpoint(url: URL, endpoint: tuple[Origin, str] | None) -> bool:
     """Whether ``url`` (query and fragment aside) is the token endpoint."""
-    return endpoint is not None and _endpoint_of(url) == endpoint
+    return endpoint is not None and endpoint_of(url) == endpoint
 
 
 class FirstOrigin:
@@ -173,6 +191,24 @@ class Destinations:
         )
         self.first = FirstOrigin(integration, allow_insecure_http=allow_insecure_http)
         self.endpoint = token_endpoint(manager)
+        self._integration = integration
+        self._refused: dict[str, None] = {}  # origins already explained, bounded
+
+    def _explain(self, url: URL, allowed: frozenset[Origin]) -> None:
+        """Say once per origin why a request went out without the token (a bare 401 with
+        no log line is hard to read)."""
+        origin = str(url.origin())
+        if origin in self._refused:
+            return
+        bounded_put(self._refused, origin, None)
+        names = sorted(f"{s}://{h}:{p}" for s, h, p in allowed)
+        logger.info(
+            "tokenfleet.%s.BearerAuth: no token sent to %s: it is not among the allowed "
+            "origins (%s); add it to origins= if it should get the token",
+            self._integration,
+            origin,
+            ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
+        )
 
     def allows(self, url: URL, base_url: URL | None = None) -> bool:
         """Whether a request to ``url`` (of a session with ``base_url``) gets the token."""
@@ -187,7 +223,10 @@ class Destinations:
             )
         else:
             allowed = self.first.allowed(url)
-        return origin_of(url) in allowed
+        if origin_of(url) in allowed:
+            return True
+        self._explain(url, allowed)
+        return False
 
 
 class Bearer:

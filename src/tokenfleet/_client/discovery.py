@@ -7,6 +7,7 @@ one async function, :func:`fetch_metadata`, GETs the candidate URLs in order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +21,7 @@ from .._exceptions import (
     IssuerMismatch,
     UnsupportedAuthMethod,
 )
+from .._util.bounded import bounded_put
 from .._util.untrusted_json import UntrustedJSONError, load_object
 from .http import send
 from .request import check_endpoint_url
@@ -38,6 +40,7 @@ __all__ = [
 
 _RFC8414 = "/.well-known/oauth-authorization-server"
 _OIDC = "/.well-known/openid-configuration"
+logger = logging.getLogger("tokenfleet")
 
 
 class ServerMetadata(msgspec.Struct, frozen=True, kw_only=True):
@@ -153,13 +156,44 @@ def parse_metadata(
 
 
 def check_endpoint(value: str, member: str, url: str, allow_insecure_http: bool) -> str:
-    """An endpoint from a metadata document must pass the same https check as ours."""
+    """An endpoint from a metadata document must pass the same https check as ours, and
+    metadata fetched over https must name https endpoints only: anything else would let
+    the document downgrade where the credentials go (RFC 8414 §2 requires https)."""
+    if urlsplit(url).scheme == "https" and urlsplit(value).scheme.lower() != "https":
+        raise DiscoveryError(
+            f"the metadata at {url} is not usable: its {member} {value[:200]!r} is not https, "
+            "and an https issuer's endpoints must be https"
+        )
     try:
         return check_endpoint_url(
             value, allow_insecure_http=allow_insecure_http, what=f"the discovered {member}"
         )
     except ConfigurationError as exc:
         raise DiscoveryError(f"the metadata at {url} is not usable: {exc}") from None
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').rstrip('.')}:{port}"
+
+
+_said: dict[str, None] = {}  # (issuer, origin) pairs already logged, bounded
+
+
+def _note_token_origin(metadata: ServerMetadata) -> None:
+    """A token endpoint on another origin than its issuer is allowed (RFC 8414 §2 says
+    nothing against it) but is where the credentials go: say so, once per process."""
+    origin = _origin(metadata.token_endpoint)
+    if origin == _origin(metadata.issuer) or f"{metadata.issuer} {origin}" in _said:
+        return
+    bounded_put(_said, f"{metadata.issuer} {origin}", None)
+    logger.warning(
+        "tokenfleet: the metadata of %s names a token endpoint on another origin (%s): the "
+        "client credentials will be sent there; pass token_url= to pin it if unexpected",
+        metadata.issuer,
+        origin,
+    )
 
 
 def check_auth_method(metadata: ServerMetadata, auth_method: str) -> None:
@@ -222,13 +256,16 @@ async def fetch_metadata(
             tried.append(f"{url}: HTTP {status}")
             continue
         try:
-            return parse_metadata(
+            metadata = parse_metadata(
                 body, issuer=issuer, url=url, allow_insecure_http=allow_insecure_http
             )
         except IssuerMismatch:
             raise
         except DiscoveryError as exc:
             tried.append(str(exc))
+            continue
+        _note_token_origin(metadata)
+        return metadata
     raise DiscoveryError(f"no usable metadata for issuer {issuer!r}: {_join(tried)}")
 
 
