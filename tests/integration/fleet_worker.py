@@ -3,7 +3,9 @@
 It builds a ClientCredentials + TokenManager on a shared store, prints ``READY``, waits for
 the start file (so that every worker of a fleet starts at the same moment), runs its mode
 and prints one JSON line of results. The client secret comes from the environment
-(``TOKENFLEET_CLIENT_SECRET``), never from the command line.
+(``TOKENFLEET_CLIENT_SECRET``), never from the command line, or from a file that rotates
+(``--secret-file``: a ``SecretFile``); ``--assertion-file`` authenticates with an
+``AssertionFile`` instead (a federated client).
 
 Modes:
     cold        C coroutines ask for a token once, all at the same moment.
@@ -119,11 +121,7 @@ async def run_manager(args: argparse.Namespace, results: Results) -> dict[str, A
     store = store_from_url(args.store)
     if args.report_lock:
         store = ReportingStore(store)
-    client = tokenfleet.ClientCredentials(
-        args.token_url,
-        client_id=args.client_id,
-        client_secret=os.environ["TOKENFLEET_CLIENT_SECRET"],
-    )
+    client = make_client(args)
     lock_timeout = args.lock_timeout or None
     async with TokenManager(client, store=store, lock_timeout=lock_timeout) as manager:
         await wait_for_start(args.start_file)
@@ -135,6 +133,20 @@ async def run_manager(args: argparse.Namespace, results: Results) -> dict[str, A
                 args.invalidate_at = -1
             await asyncio.gather(*(loop(manager, results, args) for _ in range(args.concurrency)))
         return manager.stats.as_dict()
+
+
+def make_client(args: argparse.Namespace) -> tokenfleet.ClientCredentials:
+    if args.assertion_file:
+        assertion = tokenfleet.AssertionFile(args.assertion_file)
+        return tokenfleet.ClientCredentials(
+            args.token_url, client_id=args.client_id, client_assertion=assertion
+        )
+    secret: str | tokenfleet.SecretFile = os.environ["TOKENFLEET_CLIENT_SECRET"]
+    if args.secret_file:
+        secret = tokenfleet.SecretFile(args.secret_file)
+    return tokenfleet.ClientCredentials(
+        args.token_url, client_id=args.client_id, client_secret=secret
+    )
 
 
 async def hammer(args: argparse.Namespace, results: Results) -> dict[str, Any]:
@@ -195,6 +207,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--invalidate-at", type=float, default=-1.0)
     parser.add_argument("--lock-timeout", type=float, default=0.0)
     parser.add_argument("--report-lock", action="store_true")
+    parser.add_argument("--secret-file", default="")
+    parser.add_argument("--assertion-file", default="")
     return parser.parse_args(argv)
 
 
