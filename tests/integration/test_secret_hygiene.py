@@ -8,6 +8,7 @@ tokens from the dev server are JWTs, so any ``eyJ`` (base64 of ``{"``) found is 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -101,5 +102,67 @@ async def test_no_secret_anywhere(
     texts += [str(record.args) for record in caplog.records]
     assert len(caplog.records) >= len(FAULTS)  # the error paths did log
     for needle in forbidden(method, seen_tokens):
+        leaks = [text for text in texts if needle in text]
+        assert not leaks, f"{needle[:12]!r}... leaked in: {leaks[0][:200]!r}"
+
+
+# --------------------------------------------------------------------------- credential sources
+
+
+async def test_no_secret_key_or_assertion_on_the_credential_source_paths(
+    idp: DevAuthServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files that rotate, go missing, hold expired assertions; callables that fail."""
+    from tokenfleet import AssertionFile, KeyFile, SecretFile
+    from tokenfleet.testing import ProjectedVolume, WorkloadIssuer
+
+    caplog.set_level(logging.DEBUG)
+    workload = WorkloadIssuer()
+    idp.register_federated_client("fed", workload, "sa", audience=idp.issuer)
+    volume = ProjectedVolume(tmp_path / "vol", mode=0o644)
+    volume.write(
+        {
+            "secret": SECRET,
+            "key.pem": PRIVATE_PEM,
+            "token": workload.mint("sa", idp.issuer, lifetime=-10),  # expired
+        }
+    )
+    valid_assertion = workload.mint("sa", idp.issuer, lifetime=600)
+
+    async def vault() -> str:
+        raise RuntimeError(f"cannot decrypt {SECRET}")
+
+    clients = [
+        {"client_id": "svc", "client_secret": SecretFile(volume.path("secret"))},
+        {"client_id": "svc", "client_secret": SecretFile(tmp_path / "missing")},
+        {"client_id": "svc", "client_secret": vault},
+        {
+            "client_id": "pk",
+            "private_key": KeyFile(volume.path("key.pem"), password=SECRET),  # wrong: unencrypted
+        },
+        {"client_id": "pk", "private_key": KeyFile(volume.path("key.pem"))},
+        {"client_id": "fed", "client_assertion": AssertionFile(volume.path("token"))},
+    ]
+    texts: list[str] = []
+    seen_tokens: list[str] = []
+    for options in clients:
+        client = ClientCredentials(idp.token_url, **options)  # type: ignore[arg-type]
+        texts += [repr(client), *map(repr, client.credential_sources())]
+        texts += [repr(v) for v in options.values()]
+        async with client:
+            for _ in range(2):
+                try:
+                    seen_tokens.append((await client.fetch_token()).access_token)
+                except TokenFleetError as exc:
+                    texts += exception_texts(exc)
+                # Rotate at the server under the client (invalid_client, re-read, retry).
+                idp.rotate_client_secret("svc", SECRET + "-next")
+                volume.write({"secret": SECRET + "-next", "token": valid_assertion})
+        texts += [repr(s) for s in client.credential_sources()]
+    texts += [record.getMessage() for record in caplog.records]
+    texts += [str(record.args) for record in caplog.records]
+    assert len(seen_tokens) >= 3
+    needles = [SECRET, "S3cr3t", *PRIVATE_PEM.decode().splitlines()[1:-1], "eyJ", *seen_tokens]
+    for needle in needles:
         leaks = [text for text in texts if needle in text]
         assert not leaks, f"{needle[:12]!r}... leaked in: {leaks[0][:200]!r}"

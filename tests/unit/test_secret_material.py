@@ -71,4 +71,4 @@ def test_a_bytes_secret_that_is_not_utf8_is_a_typed_error_without_the_secret(
         ClientCredentials(URL, client_id="svc", client_secret=secret, auth_method=method)  # type: ignore[arg-type]
     shown = "".join(traceback.format_exception(info.value)) + repr(info.value)
     assert SECRET not in shown and repr(secret) not in shown
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None and info.value.__context__ is None

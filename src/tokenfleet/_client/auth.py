@@ -108,11 +108,13 @@ def secret_text(secret: Secret) -> str:
     try:
         return secret.reveal_str()
     except UnicodeDecodeError:
-        # The UnicodeDecodeError would carry the whole secret in its ``object``.
-        raise ConfigurationError(
-            "client_secret is bytes that are not UTF-8 text; client_secret_basic and "
-            "client_secret_post send it as text: pass the secret as the str the server gave"
-        ) from None
+        pass
+    # Raised outside the except block: a UnicodeDecodeError carries the whole secret in
+    # its ``object``, so it must not even be our error's ``__context__``.
+    raise ConfigurationError(
+        "client_secret is bytes that are not UTF-8 text; client_secret_basic and "
+        "client_secret_post send it as text: pass the secret as the str the server gave"
+    )
 
 
 class _SecretBasic(_Unpicklable):

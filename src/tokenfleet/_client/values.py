@@ -88,13 +88,16 @@ class _Callable(Unpicklable):
             if inspect.isawaitable(result):
                 result = await result
         except Exception as exc:  # noqa: BLE001 - any failure of user code becomes typed
-            # No chaining: the callable's exception may quote what it was handling.
-            raise CredentialError(
-                f"the {self.role} callable {self.name} raised {type(exc).__name__}; check "
-                "the secret store it reads (its own logs say more)",
-                source=self.name,
-            ) from None
-        return result
+            failure = type(exc).__name__
+        else:
+            return result
+        # Raised outside the except block: the callable's exception may quote what it was
+        # handling, so it must be neither the cause nor the context of ours.
+        raise CredentialError(
+            f"the {self.role} callable {self.name} raised {failure}; check the secret store "
+            "it reads (its own logs say more)",
+            source=self.name,
+        )
 
     def fail(self, got: object, wanted: str) -> CredentialError:
         return CredentialError(
