@@ -16,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import tokenfleet
 from tokenfleet import (
     AssertionFile,
     ClientCredentials,
@@ -409,3 +410,59 @@ async def test_a_rotated_client_certificate_is_used_by_the_next_fetch(tmp_path: 
             await client.fetch_token()
             assert client.cache_key() != first_key  # follows the certificate
         assert idp.token_requests("mtls-client") == idp.issued_tokens("mtls-client") == 2
+
+
+# --------------------------------------------------------------------------- check
+
+
+async def test_check_reports_each_source_its_age_and_what_to_fix(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    shared = ProjectedVolume(tmp_path / "open", mode=0o644)  # Kubernetes' default mode
+    shared.write({"client-secret": "secret-v1"})
+    private = ProjectedVolume(tmp_path / "closed", mode=0o600)
+    private.write({"client-secret": "secret-v1"})
+    cases = {
+        "value": "secret-v1",
+        "open": SecretFile(shared.path("client-secret")),
+        "closed": SecretFile(private.path("client-secret")),
+    }
+    results = {}
+    for name, secret in cases.items():
+        async with ClientCredentials(idp.token_url, client_id=CLIENT, client_secret=secret) as c:
+            report = await tokenfleet.check(c)
+        results[name] = report["credentials"]
+    assert results["value"].ok and "a value given at start" in results["value"].detail
+    assert results["closed"].ok and "changed 0 s ago" in results["closed"].detail
+    assert str(private.path("client-secret")) in results["closed"].detail
+    assert results["open"].ok is False and "chmod 600" in results["open"].fix
+    assert "readable by other users (mode 644)" in results["open"].fix
+    assert all("secret-v1" not in repr(r) for r in results.values())
+
+
+async def test_check_flags_an_assertion_that_expires_before_the_next_refresh(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    workload = WorkloadIssuer()
+    idp.register_federated_client("fed", workload, "sa", audience=idp.issuer)
+    path = write_by_rename(tmp_path, "token", workload.mint("sa", idp.issuer, lifetime=30))
+    async with ClientCredentials(
+        idp.token_url, client_id="fed", client_assertion=AssertionFile(path)
+    ) as client:
+        report = await tokenfleet.check(client)
+    result = report["credentials"]
+    assert report["client authentication"].ok
+    assert result.ok is False and "expires in" in result.detail
+    assert "before the next token refresh" in result.fix and "kubelet" in result.fix
+    assert report.exit_code == 2
+
+
+async def test_check_names_a_missing_credential_file(idp: DevAuthServer, tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "client-secret"
+    async with ClientCredentials(
+        idp.token_url, client_id=CLIENT, client_secret=SecretFile(path)
+    ) as client:
+        report = await tokenfleet.check(client)
+    failure = report["client authentication"]
+    assert failure.ok is False and str(path) in failure.detail and str(path) in failure.fix
+    assert "does not exist" in failure.detail and report.exit_code == 2

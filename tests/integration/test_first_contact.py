@@ -106,6 +106,7 @@ async def test_check_as_a_library_call(idp: DevAuthServer, tmp_path: Path) -> No
         "discovery",
         "TLS",
         "client authentication",
+        "credentials",
         "latency",
         "scopes",
         "lifetime",

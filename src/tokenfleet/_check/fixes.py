@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._client.credentials import ClientCredentials
 from .._exceptions import (
+    CredentialError,
     InvalidClient,
     InvalidRequest,
     InvalidScope,
@@ -90,7 +91,13 @@ def _transport(client: ClientCredentials, exc: BaseException) -> str:
     )
 
 
+def _credential(client: ClientCredentials, exc: BaseException) -> str:
+    where = getattr(exc, "source", "")
+    return f"fix {where}: the message above says what it holds and what to check"
+
+
 _FIXES = (
+    (CredentialError, _credential),
     (InvalidClient, _invalid_client),
     (UnauthorizedClient, _unauthorized),
     (UnsupportedGrantType, _unsupported),

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .._exceptions import (
     ConfigurationError,
+    CredentialError,
     DiscoveryError,
     EndpointNotFound,
     FleetCooldown,
@@ -26,7 +27,7 @@ def exit_code_for(exc: BaseException) -> int:
     """2 configuration, 3 refused, 4 unavailable, 1 anything else (docs/cli.md)."""
     # A server that answers without metadata (the issuer URL is wrong) or a URL with no
     # token endpoint behind it (404/405) is a configuration error, not a refusal.
-    if isinstance(exc, ConfigurationError | DiscoveryError | EndpointNotFound):
+    if isinstance(exc, ConfigurationError | CredentialError | DiscoveryError | EndpointNotFound):
         return USAGE
     if isinstance(exc, FleetCooldown):
         # A cooldown recorded after a refusal is still a refusal; after 429/5xx, downtime.
@@ -43,7 +44,8 @@ class CheckResult:
     """One check's outcome.
 
     Attributes:
-        name: ``discovery``, ``TLS``, ``client authentication``, ``latency``, ``scopes``,
+        name: ``discovery``, ``TLS``, ``client authentication``, ``credentials`` (one
+            per credential source), ``latency``, ``scopes``,
             ``lifetime``, ``token type`` or ``store``.
         ok: True passed, False failed, None skipped.
         detail: what was found, one line.

@@ -12,7 +12,13 @@ import time
 from collections.abc import Callable
 
 from .._client.credentials import ClientCredentials
-from .._exceptions import ConfigurationError, DiscoveryError, TokenEndpointError, TransportError
+from .._exceptions import (
+    ConfigurationError,
+    CredentialError,
+    DiscoveryError,
+    TokenEndpointError,
+    TransportError,
+)
 from .._models import Token
 from ..stores import TokenStore
 from .fixes import fix_for
@@ -27,6 +33,7 @@ from .result import (
     passed,
     skipped,
 )
+from .sources import check_sources
 
 __all__ = ["CHECKS", "check"]
 
@@ -34,6 +41,7 @@ CHECKS = (
     "discovery",
     "TLS",
     "client authentication",
+    "credentials",
     "latency",
     "scopes",
     "lifetime",
@@ -89,6 +97,8 @@ async def _with_client(
         return "no token endpoint"
     add(await check_tls(client, token_url))
     token, took = await _authenticate(add, client)
+    for result in check_sources(client, token):
+        add(result)
     if token is None:
         return "no token"
     jwt_parts = claims_of(token)
@@ -115,7 +125,13 @@ async def _authenticate(
         detail = f"no answer within {client.timeout:g} s"
         add(failed(name, detail, fix, UNAVAILABLE))
         return None, 0.0
-    except (TokenEndpointError, TransportError, DiscoveryError, ConfigurationError) as exc:
+    except (
+        TokenEndpointError,
+        TransportError,
+        DiscoveryError,
+        ConfigurationError,
+        CredentialError,
+    ) as exc:
         add(failed(name, str(exc), fix_for(exc, client), exit_code_for(exc)))
         return None, 0.0
     took = time.perf_counter() - started
