@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import tokenfleet
+from helpers import pem_pair
 from tokenfleet import (
     AssertionFile,
     ClientCredentials,
@@ -39,10 +40,10 @@ CLIENT = "rotating"
 
 
 @pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        server.register_client(CLIENT, "secret-v1")
-        yield server
+def idp(idp: DevAuthServer) -> DevAuthServer:
+    """The shared dev server, with a client whose secret the tests rotate."""
+    idp.register_client(CLIENT, "secret-v1")
+    return idp
 
 
 def write_kubernetes(directory: Path, name: str, data: str | bytes) -> Path:
@@ -72,17 +73,8 @@ LAYOUTS: dict[str, Callable[[Path, str, str | bytes], Path]] = {
 }
 
 
-def pem_pair() -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
+def new_pem_pair() -> tuple[bytes, bytes]:
+    return pem_pair(ec.generate_private_key(ec.SECP256R1()))
 
 
 # --------------------------------------------------------------------------- SecretFile
@@ -229,8 +221,8 @@ async def test_a_failing_callable_is_a_typed_error_without_its_content(
 
 
 async def test_a_key_file_rotated_for_private_key_jwt(idp: DevAuthServer, tmp_path: Path) -> None:
-    private_1, public_1 = pem_pair()
-    private_2, public_2 = pem_pair()
+    private_1, public_1 = new_pem_pair()
+    private_2, public_2 = new_pem_pair()
     idp.register_client("pk", public_key=public_1, auth_methods=["private_key_jwt"])
     volume = ProjectedVolume(tmp_path)
     volume.write({"key.pem": private_1})
@@ -366,7 +358,7 @@ async def test_an_async_callable_assertion(idp: DevAuthServer) -> None:
 async def test_the_assertion_audience_is_the_issuer_when_known(
     idp: DevAuthServer, given: str | None, expected: str
 ) -> None:
-    private, public = pem_pair()
+    private, public = new_pem_pair()
     idp.register_client("pk", public_key=public, auth_methods=["private_key_jwt"])
     client = ClientCredentials(
         idp.token_url,
