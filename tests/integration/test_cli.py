@@ -228,6 +228,7 @@ def test_check_all_pass(idp: DevAuthServer, env: dict[str, str], tmp_path: Path)
         "discovery",
         "TLS",
         "client",
+        "credentials",
         "latency",
         "scopes",
         "lifetime",
@@ -235,7 +236,7 @@ def test_check_all_pass(idp: DevAuthServer, env: dict[str, str], tmp_path: Path)
         "store",
     ]
     assert _lines(result.stdout, "✗") == []
-    assert "all 8 checks passed" in result.stdout
+    assert "all 9 checks passed" in result.stdout
 
 
 def test_check_wrong_secret(env: dict[str, str]) -> None:
