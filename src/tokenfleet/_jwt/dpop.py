@@ -134,7 +134,7 @@ class DPoPVerifier:
         header, claims = self._decode(proof)
         if claims["htm"] != method.upper():
             raise DPoPMethodMismatch(f"the proof is for {claims['htm'][:16]!r}, not {method}")
-        if normalize_htu(claims["htu"]) != normalize_htu(url):
+        if _htu(claims["htu"]) != normalize_htu(url):
             raise DPoPUrlMismatch("the proof's htu is not this request's URL")
         self._check_nonce(claims.get("nonce"))
         self._check_iat(claims["iat"])
@@ -228,6 +228,14 @@ class DPoPVerifier:
             f"DPoPVerifier(max_age={self.max_age:g}, require_nonce={self.require_nonce}, "
             f"remembered={len(self._seen)})"
         )
+
+
+def _htu(claimed: str) -> str | None:
+    """The proof's ``htu`` normalised, or None if it is not a URL at all."""
+    try:
+        return normalize_htu(claimed)
+    except ValueError:  # yarl: a bad IPv6 literal, a port out of range...
+        return None
 
 
 def _same(a: object, b: str) -> bool:
