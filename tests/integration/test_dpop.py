@@ -208,6 +208,37 @@ async def test_the_nonce_is_remembered_per_origin_across_requests(idp: DevAuthSe
 
 
 @pytest.mark.parametrize("send", CLIENTS)
+async def test_a_rotated_resource_nonce_is_followed_from_the_response_headers(
+    idp: DevAuthServer, send: Any
+) -> None:
+    idp.dpop.nonce_at_resource = True
+    async with TokenManager(dpop_client(idp)) as tokens:
+        auth = (
+            tokenfleet.aiohttp.BearerAuth(tokens, origins=[idp.url])
+            if send is resource_status_aiohttp
+            else tokenfleet.httpx.BearerAuth(tokens, origins=[idp.url])
+        )
+        statuses = []
+        async with (
+            aiohttp.ClientSession(middlewares=[auth]) as a,
+            httpx.AsyncClient(auth=auth) as h,
+        ):
+            for rotations in (0, 1, 0, 2, 0, 1):
+                for _ in range(rotations):
+                    idp.dpop.rotate_nonce()
+                if isinstance(auth, tokenfleet.aiohttp.BearerAuth):
+                    async with a.get(idp.resource_url) as response:
+                        statuses.append(response.status)
+                else:
+                    statuses.append((await h.get(idp.resource_url)).status_code)
+    assert statuses == [200] * 6
+    # 1 at the start; a single rotation is absorbed (the previous nonce is still good,
+    # and the answer's DPoP-Nonce updates the memory); two in a row cost one more.
+    assert idp.dpop.resource_nonce_challenges == 2
+    assert idp.resource_requests == 8
+
+
+@pytest.mark.parametrize("send", CLIENTS)
 async def test_other_401s_keep_invalidate_and_retry_once(idp: DevAuthServer, send: Any) -> None:
     async with TokenManager(dpop_client(idp)) as tokens:
         first = await tokens.get_token()
