@@ -16,5 +16,5 @@ if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
     apt-get install -y -qq python3-venv >/dev/null
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q -e .
+.venv/bin/pip install -q -e '.[redis]'  # the redis extra: --store redis://... works too
 exec .venv/bin/tokenfleet demo "$@"
