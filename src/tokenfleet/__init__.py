@@ -76,7 +76,9 @@ from ._manager.policy import Refresh as Refresh
 from ._manager.stats import Stats as Stats
 from ._models import Secret as Secret
 from ._models import Token as Token
+from ._source import DescribedSource as DescribedSource
 from ._source import KeyedTokenSource as KeyedTokenSource
+from ._source import SourceDescription as SourceDescription
 from ._source import TokenSource as TokenSource
 from ._version import __version__ as __version__
 from .stores import AesGcmCipher as AesGcmCipher
@@ -135,6 +137,7 @@ __all__ = [
     "DPoPTokenHashMismatch",
     "DPoPUrlMismatch",
     "DPoPVerifier",
+    "DescribedSource",
     "DisallowedAlgorithm",
     "DiscoveryError",
     "EndpointNotFound",
@@ -170,6 +173,7 @@ __all__ = [
     "SecretFile",
     "ServerError",
     "ServerMetadata",
+    "SourceDescription",
     "Stats",
     "StoreError",
     "Token",

@@ -10,18 +10,17 @@ their client's request type.
 from __future__ import annotations
 
 import logging
-import posixpath
-import re
 from collections.abc import Iterable
 
 from yarl import URL
 
 from ._client.dpop import ResourceDPoP
+from ._client.endpoints import Endpoint, Origin, endpoint_of, is_token_endpoint, origin_of
 from ._client.request import check_endpoint_url
 from ._exceptions import ConfigurationError
 from ._manager.manager import TokenManager
 from ._models import Token
-from ._util.bounded import bounded_put
+from ._util.bounded import BoundedDict
 
 __all__ = [
     "Bearer",
@@ -38,32 +37,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tokenfleet")
-
-Origin = tuple[str, str, int]  # (scheme, host, port): RFC 6454 §4, ports made explicit
-_MAX_SOURCE_DEPTH = 8  # managers may wrap managers; stop walking ``.source`` somewhere
-
-
-def origin_of(url: URL) -> Origin:
-    """The origin of an absolute URL; the host lowercased and IDNA-encoded by yarl."""
-    return (url.scheme, url.raw_host or "", url.port or 0)
-
-
-_SLASHES = re.compile(r"/{2,}")
-
-
-def endpoint_of(url: URL) -> tuple[Origin, str]:
-    """The token endpoint's identity, loosened to every spelling a server may route to it.
-
-    yarl lowercases the host and makes the port explicit; the path is percent-decoded,
-    its dot segments removed, doubled and trailing slashes dropped and its case folded
-    (RFC 3986 §6.2.2 and beyond: servers differ), and a trailing dot leaves the host.
-    Erring wide only ever keeps a token *from* a URL.
-    """
-    scheme, host, port = origin_of(url)
-    # normpath removes dot segments as RFC 3986 §5.2.4 does (a URL built with
-    # encoded=True keeps them); it keeps a leading "//", which the sub already folded.
-    path = posixpath.normpath(_SLASHES.sub("/", url.path) or "/").rstrip("/").casefold()
-    return (scheme.lower(), host.lower().rstrip("."), port), path or "/"
 
 
 def parse_origins(origins: str | Iterable[str], *, allow_insecure_http: bool) -> frozenset[Origin]:
@@ -95,15 +68,6 @@ def check_origin(url: URL, *, allow_insecure_http: bool, what: str) -> Origin:
     return origin_of(url)
 
 
-def _sources(manager: TokenManager) -> Iterable[object]:
-    source: object = manager
-    for _ in range(_MAX_SOURCE_DEPTH):
-        source = getattr(source, "source", None)
-        if source is None:
-            return
-        yield source
-
-
 def default_origins(manager: TokenManager, *, allow_insecure_http: bool) -> frozenset[Origin]:
     """The origins of the source's RFC 8707 resource indicators (http(s) ones only).
 
@@ -111,31 +75,23 @@ def default_origins(manager: TokenManager, *, allow_insecure_http: bool) -> froz
     (RFC 8707 §2), so that server's origin is the natural place to send it.
     """
     found: set[Origin] = set()
-    for source in _sources(manager):
-        resources = getattr(source, "resources", None)
-        if not isinstance(resources, tuple):
-            continue
-        for resource in resources:
-            url = URL(resource) if isinstance(resource, str) else None
-            if url is not None and url.scheme in ("http", "https") and url.raw_host:
-                found.add(
-                    check_origin(url, allow_insecure_http=allow_insecure_http, what="resource")
-                )
+    for resource in manager.describe().resources:
+        url = URL(resource)
+        if url.scheme in ("http", "https") and url.raw_host:
+            found.add(check_origin(url, allow_insecure_http=allow_insecure_http, what="resource"))
     return frozenset(found)
 
 
-def token_endpoint(manager: TokenManager) -> tuple[Origin, str] | None:
-    """The ``(origin, path)`` of the token endpoint behind ``manager``, if it has one."""
-    for source in _sources(manager):
-        token_url = getattr(source, "token_url", None)
-        if isinstance(token_url, str):
-            return endpoint_of(URL(token_url))
-    return None
+def token_endpoint(manager: TokenManager) -> Endpoint | None:
+    """The ``(origin, path)`` of the token endpoint the manager's source describes."""
+    token_url = manager.describe().token_url
+    return endpoint_of(URL(token_url)) if token_url is not None else None
 
 
-def is_endpoint(url: URL, endpoint: tuple[Origin, str] | None) -> bool:
-    """Whether ``url`` (query and fragment aside) is the token endpoint."""
-    return endpoint is not None and endpoint_of(url) == endpoint
+def is_endpoint(url: URL, endpoint: Endpoint | None) -> bool:
+    """Whether ``url`` (query and fragment aside) is ``endpoint``, or the token endpoint
+    of any client in this process (a wrapper source may describe none)."""
+    return (endpoint is not None and endpoint_of(url) == endpoint) or is_token_endpoint(url)
 
 
 class FirstOrigin:
@@ -192,7 +148,7 @@ class Destinations:
         self.first = FirstOrigin(integration, allow_insecure_http=allow_insecure_http)
         self.endpoint = token_endpoint(manager)
         self._integration = integration
-        self._refused: dict[str, None] = {}  # origins already explained, bounded
+        self._refused: BoundedDict[str, None] = BoundedDict()  # origins already explained
 
     def _explain(self, url: URL, allowed: frozenset[Origin]) -> None:
         """Say once per origin why a request went out without the token (a bare 401 with
@@ -200,7 +156,7 @@ class Destinations:
         origin = str(url.origin())
         if origin in self._refused:
             return
-        bounded_put(self._refused, origin, None)
+        self._refused[origin] = None
         names = sorted(f"{s}://{h}:{p}" for s, h, p in allowed)
         logger.info(
             "tokenfleet.%s.BearerAuth: no token sent to %s: it is not among the allowed "

@@ -1,13 +1,27 @@
-"""The core abstraction: a ``TokenSource`` gives tokens (as Go's ``oauth2.TokenSource``)."""
+"""The core abstraction: a ``TokenSource`` gives tokens (as Go's ``oauth2.TokenSource``).
+
+A source may also *describe itself* (:class:`DescribedSource`): its client id, token
+endpoint, resources and timeout. The manager reads the description instead of poking at
+attributes, and passes it through (``TokenManager.describe()``), so a manager wrapping a
+manager, or a custom wrapper that forwards ``describe()``, still tells the HTTP
+integrations where the token endpoint is (a bearer token is never sent there).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from ._models import Token
 
-__all__ = ["KeyedTokenSource", "TokenSource"]
+__all__ = [
+    "DescribedSource",
+    "KeyedTokenSource",
+    "SourceDescription",
+    "TokenSource",
+    "description_of",
+]
 
 
 @runtime_checkable
@@ -30,3 +44,45 @@ class KeyedTokenSource(TokenSource, Protocol):
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """A stable key, equal across processes, for the token of ``scopes``."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDescription:
+    """What a source says about itself; every field is optional.
+
+    Attributes:
+        client_id: the OAuth client id (for logs, events and metrics).
+        token_url: the token endpoint, when known without a request: bearer tokens are
+            never sent to it.
+        issuer: the authorization server's issuer identifier.
+        resources: RFC 8707 resource indicators: where the tokens are meant to go.
+        timeout: the longest one ``token()`` call takes, in seconds (the manager waits
+            a little longer).
+    """
+
+    client_id: str | None = None
+    token_url: str | None = None
+    issuer: str | None = None
+    resources: tuple[str, ...] = ()
+    timeout: float | None = None
+
+
+@runtime_checkable
+class DescribedSource(Protocol):
+    """A source that describes itself; wrappers should forward their inner source's."""
+
+    def describe(self) -> SourceDescription:
+        """This source's :class:`SourceDescription`."""
+        ...
+
+
+_NOTHING = SourceDescription()
+
+
+def description_of(source: object) -> SourceDescription:
+    """``source.describe()``, or an empty description for a source that has none."""
+    if isinstance(source, DescribedSource):
+        description = source.describe()
+        if isinstance(description, SourceDescription):
+            return description
+    return _NOTHING

@@ -34,11 +34,13 @@ from .._exceptions import (
 )
 from .._jwt.dpop_key import DPoPKey
 from .._models import Secret, Token
+from .._source import SourceDescription
 from . import discovery
 from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
 from .discovery import ServerMetadata
 from .dpop import TokenRequestDPoP, dpop_setting
+from .endpoints import note_token_endpoint
 from .http import LazySession, send
 from .request import (
     build_form,
@@ -231,6 +233,7 @@ class ClientCredentials:
         self.token_url: str | None = None
         if token_url is not None:
             self.token_url = check_endpoint_url(token_url, allow_insecure_http=allow_insecure_http)
+            note_token_endpoint(self.token_url)  # never a bearer token's destination
         # Identifies the endpoint in the cache key, stable across processes: the token URL
         # when given, else the issuer (whose metadata names the one token endpoint).
         self._endpoint_id = self.token_url or f"issuer:{issuer}"
@@ -370,6 +373,8 @@ class ClientCredentials:
 
     async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
         token_url = await self._token_endpoint()
+        if self.token_url is None:
+            note_token_endpoint(token_url)  # discovered: never a bearer token's destination
         try:
             return await self._fetch_bound(token_url, scopes)
         except InvalidClient:
@@ -494,6 +499,16 @@ class ClientCredentials:
             assert self.issuer is not None
             return self.issuer
         return chosen
+
+    def describe(self) -> SourceDescription:
+        """What this client says about itself (``tokenfleet.SourceDescription``)."""
+        return SourceDescription(
+            client_id=self.client_id,
+            token_url=self.token_url,
+            issuer=self.issuer,
+            resources=self.resources,
+            timeout=self.timeout,
+        )
 
     def credential_sources(self) -> tuple[SourceInfo, ...]:
         """Where each credential comes from (value, file, callable) and its state.

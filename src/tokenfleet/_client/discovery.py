@@ -21,7 +21,7 @@ from .._exceptions import (
     IssuerMismatch,
     UnsupportedAuthMethod,
 )
-from .._util.bounded import bounded_put
+from .._util.bounded import BoundedDict
 from .._util.untrusted_json import UntrustedJSONError, load_object
 from .http import send
 from .request import check_endpoint_url
@@ -178,7 +178,7 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{(parts.hostname or '').rstrip('.')}:{port}"
 
 
-_said: dict[str, None] = {}  # (issuer, origin) pairs already logged, bounded
+_said: BoundedDict[str, None] = BoundedDict()  # (issuer, origin) pairs already logged
 
 
 def _note_token_origin(metadata: ServerMetadata) -> None:
@@ -187,7 +187,7 @@ def _note_token_origin(metadata: ServerMetadata) -> None:
     origin = _origin(metadata.token_endpoint)
     if origin == _origin(metadata.issuer) or f"{metadata.issuer} {origin}" in _said:
         return
-    bounded_put(_said, f"{metadata.issuer} {origin}", None)
+    _said[f"{metadata.issuer} {origin}"] = None
     logger.warning(
         "tokenfleet: the metadata of %s names a token endpoint on another origin (%s): the "
         "client credentials will be sent there; pass token_url= to pin it if unexpected",

@@ -13,7 +13,6 @@ frozen struct and cannot cache on itself; the hot path (``get_token``) never rea
 from __future__ import annotations
 
 import binascii
-import contextlib
 import hashlib
 import math
 from collections.abc import Collection
@@ -28,6 +27,7 @@ from .._exceptions import (
     TokenExpired,
     TokenNotYetValid,
 )
+from .._util.bounded import BoundedDict
 from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = [
@@ -213,7 +213,7 @@ def _scopes(payload: dict[str, Any]) -> tuple[str, ...]:
 
 # Keyed by a digest, not the token: the table must not keep up to _CACHE_SIZE bearer
 # tokens alive in memory (a heap dump, a debugger's locals view) after their use.
-_cache: dict[bytes, Claims | None] = {}
+_cache: BoundedDict[bytes, Claims | None] = BoundedDict(_CACHE_SIZE)
 
 
 def _cache_key(token: str) -> bytes:
@@ -237,11 +237,7 @@ def read_claims(token: str) -> Claims | None:
             claims = claims_from(split_jws(token, signature=False))
         except MalformedToken:
             claims = None
-    if len(_cache) >= _CACHE_SIZE:
-        # Oldest first (dicts keep insertion order); another thread may get there first.
-        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-            del _cache[next(iter(_cache))]
-    _cache[key] = claims
+    _cache[key] = claims  # beyond _CACHE_SIZE, the oldest entry goes
     return claims
 
 

@@ -11,9 +11,9 @@ import random
 from collections.abc import Callable
 
 from .._exceptions import FleetCooldown, RateLimited, ServerError
-from .._util.bounded import MAX_KEYS, bounded_put
+from .._util.bounded import MAX_KEYS, BoundedDict
 
-__all__ = ["MAX_KEYS", "Backoff", "Failure", "bounded_put"]
+__all__ = ["MAX_KEYS", "Backoff", "Failure"]
 
 
 class Failure:
@@ -35,8 +35,8 @@ class Backoff:
         self.min_delay = min_delay
         self.max_delay = max_delay
         self._clock = clock
-        self._failures: dict[str, Failure] = {}
-        self._pending: dict[str, float] = {}
+        self._failures: BoundedDict[str, Failure] = BoundedDict()
+        self._pending: BoundedDict[str, float] = BoundedDict()
 
     def __len__(self) -> int:
         return len(self._failures)
@@ -64,7 +64,7 @@ class Backoff:
             # RFC 9110 §10.2.3: Retry-After on a 429 and on a 503 (or any 5xx).
             if isinstance(error, RateLimited | ServerError) and error.retry_after:
                 delay = max(delay, min(error.retry_after, self.max_delay))
-        bounded_put(self._pending, key, delay)
+        self._pending[key] = delay
         return delay
 
     def failed(self, key: str, error: BaseException) -> float:
@@ -75,7 +75,7 @@ class Backoff:
         count = previous.count if previous else 0
         if not isinstance(error, FleetCooldown) or previous is None:
             count += 1
-        bounded_put(self._failures, key, Failure(count, self._clock() + delay, error))
+        self._failures[key] = Failure(count, self._clock() + delay, error)
         return delay
 
     def succeeded(self, key: str) -> None:

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -33,7 +34,7 @@ from .._client.credentials import ClientCredentials
 from .._client.env import client_kwargs, read_settings
 from .._exceptions import ConfigurationError, FetchTimeout, StoreError
 from .._models import Token
-from .._source import KeyedTokenSource, TokenSource
+from .._source import KeyedTokenSource, SourceDescription, TokenSource, description_of
 from .._util.bounded import MAX_KEYS
 from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
@@ -122,15 +123,14 @@ class TokenManager:
         self.store: TokenStore = store_for(source, store if store is not None else MemoryStore())
         self.stats = Stats()
         self.refresh = refresh
-        source_timeout = getattr(source, "timeout", None)
-        default_timeout = source_timeout + 5.0 if isinstance(source_timeout, float) else 30.0
+        described = description_of(source)
+        default_timeout = described.timeout + 5.0 if described.timeout is not None else 30.0
         fetch_timeout = float(fetch_timeout or default_timeout)
         self.fail_open = fail_open
         self.near_cache = near_cache
         self.max_keys = max_keys
         self.events = Events()
-        client_id = getattr(source, "client_id", None)
-        self.client_id: str | None = client_id if isinstance(client_id, str) else None
+        self.client_id = described.client_id
         self._close_source = close_source
         self._close_store = close_store
         self._clock = clock
@@ -169,6 +169,8 @@ class TokenManager:
         )
         self._flights = self._flight.tasks
         self._default_key = self._key_for(None)[0]
+        # A manager is a source too: it describes its source, with its own deadline.
+        self._description = replace(described, timeout=self.lock_timeout + fetch_timeout)
 
     @classmethod
     def from_env(
@@ -224,6 +226,11 @@ class TokenManager:
     async def token(self, scopes: str | Iterable[str] | None = None) -> Token:
         """The ``TokenSource`` method: same as :meth:`get_token`."""
         return await self.get_token(scopes)
+
+    def describe(self) -> SourceDescription:
+        """The source's :class:`~tokenfleet.SourceDescription`, passed through (its
+        ``timeout`` is this manager's longest wait: ``lock_timeout + fetch_timeout``)."""
+        return self._description
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for each :class:`~tokenfleet.Event` (token fetched,

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from .._client.request import cache_key, normalize_scopes
 from .._models import Token
 from .._source import KeyedTokenSource, TokenSource
-from .._util.bounded import MAX_KEYS, bounded_put
+from .._util.bounded import MAX_KEYS, BoundedDict
 
 __all__ = ["Entry", "NearCache", "Scopes"]
 
@@ -56,13 +56,13 @@ class NearCache:
         max_keys: int,
         enabled: bool = True,
     ) -> None:
-        self.entries: dict[str, Entry] = {}  # never rebound: the manager holds this dict
-        self.max_keys = max_keys
+        # never rebound: the manager holds this dict; at max_keys the oldest entry goes
+        self.entries: BoundedDict[str, Entry] = BoundedDict(max_keys)
         self.enabled = enabled
         self._source = source
         self._namespace = namespace
-        self._keys: dict[object, tuple[str, Scopes]] = {}
-        self._tombstones: dict[str, str] = {}
+        self._keys: BoundedDict[object, tuple[str, Scopes]] = BoundedDict(max(max_keys, MAX_KEYS))
+        self._tombstones: BoundedDict[str, str] = BoundedDict()
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -87,8 +87,6 @@ class NearCache:
             return known
         normalized = None if scopes is None else normalize_scopes(lookup)  # type: ignore[arg-type]
         key = self._make_key(normalized)
-        if len(self._keys) >= max(self.max_keys, MAX_KEYS):
-            del self._keys[next(iter(self._keys))]
         self._keys[lookup] = (key, normalized)
         return key, normalized
 
@@ -120,10 +118,7 @@ class NearCache:
         """Hold ``token`` for ``key``; at ``max_keys`` the oldest entry goes."""
         if not self.enabled:
             return
-        entries = self.entries
-        if len(entries) >= self.max_keys and key not in entries:
-            del entries[next(iter(entries))]
-        entries[key] = Entry(token, usable_until, refresh_at)
+        self.entries[key] = Entry(token, usable_until, refresh_at)
 
     def clear(self) -> None:
         """Drop every entry (the dict object stays the same)."""
@@ -147,7 +142,7 @@ class NearCache:
         if token is None and entry is not None:
             token = entry.token
         if token is not None:
-            bounded_put(self._tombstones, key, token.access_token)
+            self._tombstones[key] = token.access_token
         return token
 
     def drop_fingerprint(self, key: str, fingerprint: str) -> None:
@@ -155,4 +150,4 @@ class NearCache:
         entry = self.entries.get(key)
         if entry is not None and fingerprint in ("*", entry.token.fingerprint):
             del self.entries[key]
-            bounded_put(self._tombstones, key, entry.token.access_token)
+            self._tombstones[key] = entry.token.access_token

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import TypeVar
 
-__all__ = ["MAX_KEYS", "bounded_put"]
+__all__ = ["MAX_KEYS", "BoundedDict"]
 
 MAX_KEYS = 4096  # bound on every per-key table; beyond it, the oldest entries go
 
+K = TypeVar("K")
+V = TypeVar("V")
 
-def bounded_put(table: dict[str, Any], key: str, value: Any) -> None:
-    """``table[key] = value``, dropping the oldest entry when ``MAX_KEYS`` is reached."""
-    if len(table) >= MAX_KEYS and key not in table:
-        del table[next(iter(table))]
-    table[key] = value
+
+class BoundedDict(dict[K, V]):
+    """A dict of at most ``limit`` entries: a new key beyond it drops the oldest one.
+
+    Dicts keep insertion order, so the oldest is the first. Reads are plain dict reads
+    (nothing added on hot paths); write with ``table[key] = value`` (``update`` and
+    ``setdefault`` bypass the bound and are not used on these tables).
+    """
+
+    __slots__ = ("limit",)
+
+    def __init__(self, limit: int = MAX_KEYS) -> None:
+        if limit < 1:
+            raise ValueError("a BoundedDict needs a limit >= 1")
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if len(self) >= self.limit and key not in self:
+            # Another thread may drop the same oldest entry first (module-level tables).
+            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                del self[next(iter(self))]
+        super().__setitem__(key, value)
