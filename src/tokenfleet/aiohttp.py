@@ -9,7 +9,8 @@ async with aiohttp.ClientSession(
         ...
 ```
 
-Needs aiohttp >= 3.12 (client middlewares). See ``docs/integrations.md``.
+Needs aiohttp >= 3.12 for client middlewares; tokenfleet requires >= 3.13.4 (see
+``docs/security.md``, "Dependency floors"). See ``docs/integrations.md``.
 """
 
 from __future__ import annotations
