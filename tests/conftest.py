@@ -6,8 +6,8 @@ own) states the settings it depends on, and the factory stops what it started:
 - ``idp`` / ``idp_factory(**config)``: a ``DevAuthServer`` on the test's event loop.
 - ``threaded_idp`` / ``module_idp_factory(**config)``: one in a background thread,
   shared by a module (hypothesis examples each run their own event loop).
-- ``threaded_idp_factory(**config)``: in a background thread, for one test.
-- ``tokenfleet_server`` (the package's own pytest plugin): default settings, one test.
+- ``tokenfleet_server`` / ``tokenfleet_server_factory(**config)`` (the package's own
+  pytest plugin, which users get too): in a background thread, for one test.
 
 Plain helpers (``make_token``, ``client_for``, ``manager_for``) are in tests/helpers.py.
 """
@@ -58,21 +58,14 @@ async def idp(idp_factory: Callable[..., Awaitable[DevAuthServer]]) -> DevAuthSe
     return await idp_factory()
 
 
-def _servers_in_threads() -> Iterator[IdpFactory]:
-    with contextlib.ExitStack() as stack:
-        yield lambda **config: stack.enter_context(DevAuthServer(**config).run_in_thread())
-
-
-@pytest.fixture
-def threaded_idp_factory() -> Iterator[IdpFactory]:
-    """``threaded_idp_factory(**config)``: servers in background threads, for one test."""
-    yield from _servers_in_threads()
-
-
 @pytest.fixture(scope="module")
 def module_idp_factory() -> Iterator[IdpFactory]:
-    """``module_idp_factory(**config)``: servers in background threads, for one module."""
-    yield from _servers_in_threads()
+    """``module_idp_factory(**config)``: servers in background threads, for one module.
+
+    The module-scoped twin of the plugin's ``tokenfleet_server_factory``.
+    """
+    with contextlib.ExitStack() as stack:
+        yield lambda **config: stack.enter_context(DevAuthServer(**config).run_in_thread())
 
 
 @pytest.fixture(scope="module")

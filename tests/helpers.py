@@ -19,7 +19,7 @@ from tokenfleet import ClientCredentials, Token, TokenManager
 from tokenfleet.stores import FileStore, FleetStore, RedisStore, TokenStore
 from tokenfleet.testing import DevAuthServer
 
-# what the threaded_idp_factory / module_idp_factory fixtures (tests/conftest.py) return
+# what tokenfleet_server_factory (the package's plugin) and module_idp_factory return
 IdpFactory = Callable[..., DevAuthServer]
 
 

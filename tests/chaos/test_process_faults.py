@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from chaos_harness import LoopWatch, hammer, log
 
 import helpers
+from helpers import IdpFactory
 from tokenfleet import FileStore, RedisStore, Retry
 from tokenfleet.testing import DevAuthServer, Fault
 
@@ -26,10 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def idp(tokenfleet_server: DevAuthServer) -> DevAuthServer:
+def idp(tokenfleet_server_factory: IdpFactory) -> DevAuthServer:
     """The package's own fixture, with 2 s tokens."""
-    tokenfleet_server.token_lifetime = 2.0
-    return tokenfleet_server
+    return tokenfleet_server_factory(token_lifetime=2.0)
 
 
 manager_for = partial(

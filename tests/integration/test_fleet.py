@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from helpers import IdpFactory
 from redis_server import RedisServer
 from tokenfleet.stores import FileStore
 from tokenfleet.testing import DevAuthServer
@@ -140,15 +141,18 @@ def no_errors(results: list[dict[str, Any]]) -> None:
 
 
 def test_cold_fleet_makes_one_request(
-    shared_url: str, tmp_path: Path, fleet_factory: list[Fleet]
+    shared_url: str,
+    tmp_path: Path,
+    fleet_factory: list[Fleet],
+    tokenfleet_server_factory: IdpFactory,
 ) -> None:
-    with DevAuthServer(token_lifetime=300, latency=0.1).run_in_thread() as idp:
-        fleet = Fleet(tmp_path, shared_url, idp)
-        fleet_factory.append(fleet)
-        fleet.spawn("cold", concurrency=500)
-        fleet.go()
-        results = fleet.results()
-        assert idp.token_requests() == 1
+    idp = tokenfleet_server_factory(token_lifetime=300, latency=0.1)
+    fleet = Fleet(tmp_path, shared_url, idp)
+    fleet_factory.append(fleet)
+    fleet.spawn("cold", concurrency=500)
+    fleet.go()
+    results = fleet.results()
+    assert idp.token_requests() == 1
     no_errors(results)
     assert {fp for r in results for fp in r["tokens"]} == {results[0]["tokens"][0]}
     assert sum(r["calls"] for r in results) == PROCESSES * 500
@@ -161,16 +165,19 @@ def test_cold_fleet_makes_one_request(
 
 
 def test_warm_fleet_makes_one_request_per_refresh(
-    shared_url: str, tmp_path: Path, fleet_factory: list[Fleet]
+    shared_url: str,
+    tmp_path: Path,
+    fleet_factory: list[Fleet],
+    tokenfleet_server_factory: IdpFactory,
 ) -> None:
     lifetime, duration = 2.0, 10.0
-    with DevAuthServer(token_lifetime=lifetime).run_in_thread() as idp:
-        fleet = Fleet(tmp_path, shared_url, idp)
-        fleet_factory.append(fleet)
-        fleet.spawn("warm", concurrency=10, duration=duration)
-        fleet.go()
-        results = fleet.results()
-        requests = idp.token_requests()
+    idp = tokenfleet_server_factory(token_lifetime=lifetime)
+    fleet = Fleet(tmp_path, shared_url, idp)
+    fleet_factory.append(fleet)
+    fleet.spawn("warm", concurrency=10, duration=duration)
+    fleet.go()
+    results = fleet.results()
+    requests = idp.token_requests()
     no_errors(results)
     # One request at the start, then one per refresh: at 80 % of the lifetime, minus up to
     # 5 % jitter (the manager's defaults). A herd would be ~8 per refresh.
@@ -188,23 +195,26 @@ def test_warm_fleet_makes_one_request_per_refresh(
 
 
 def test_a_killed_lock_holder_does_not_block_the_fleet(
-    shared_url: str, tmp_path: Path, fleet_factory: list[Fleet]
+    shared_url: str,
+    tmp_path: Path,
+    fleet_factory: list[Fleet],
+    tokenfleet_server_factory: IdpFactory,
 ) -> None:
     lock_timeout = 3.0
-    with DevAuthServer(token_lifetime=300, latency=5.0).run_in_thread() as idp:
-        fleet = Fleet(tmp_path, shared_url, idp)
-        fleet_factory.append(fleet)
-        fleet.spawn("cold", concurrency=50, lock_timeout=lock_timeout, report_lock=True)
-        fleet.go()
-        holder = wait_for_any(fleet.workers, "LOCKED", timeout=20)
-        time.sleep(0.5)  # its token request is now at the server, sleeping 5 s
-        idp.latency = 0.1
-        holder.kill()
-        killed = time.monotonic()
-        survivors = [w for w in fleet.workers if w is not holder]
-        results = [w.result(timeout=30) for w in survivors]
-        elapsed = time.monotonic() - killed
-        requests = idp.token_requests()
+    idp = tokenfleet_server_factory(token_lifetime=300, latency=5.0)
+    fleet = Fleet(tmp_path, shared_url, idp)
+    fleet_factory.append(fleet)
+    fleet.spawn("cold", concurrency=50, lock_timeout=lock_timeout, report_lock=True)
+    fleet.go()
+    holder = wait_for_any(fleet.workers, "LOCKED", timeout=20)
+    time.sleep(0.5)  # its token request is now at the server, sleeping 5 s
+    idp.latency = 0.1
+    holder.kill()
+    killed = time.monotonic()
+    survivors = [w for w in fleet.workers if w is not holder]
+    results = [w.result(timeout=30) for w in survivors]
+    elapsed = time.monotonic() - killed
+    requests = idp.token_requests()
     assert holder.process.returncode == -signal.SIGKILL
     no_errors(results)
     assert all(r["calls"] == 50 for r in results)
@@ -223,26 +233,30 @@ def test_a_killed_lock_holder_does_not_block_the_fleet(
 
 @pytest.mark.redis
 def test_redis_outage_causes_no_caller_errors_and_sharing_resumes(
-    redis_server: RedisServer, redis_url: str, tmp_path: Path, fleet_factory: list[Fleet]
+    redis_server: RedisServer,
+    redis_url: str,
+    tmp_path: Path,
+    fleet_factory: list[Fleet],
+    tokenfleet_server_factory: IdpFactory,
 ) -> None:
-    with DevAuthServer(token_lifetime=2.0).run_in_thread() as idp:
-        fleet = Fleet(tmp_path, redis_url, idp)
-        fleet_factory.append(fleet)
-        fleet.spawn("warm", concurrency=10, duration=13.0)
-        started = fleet.go()
-        try:
-            sleep_until(started + 3.0)
-            before_outage = idp.token_requests()
-            redis_server.stop()
-            sleep_until(started + 6.5)
-            during_outage = idp.token_requests() - before_outage
-            redis_server.start()
-            sleep_until(started + 8.0)  # one refresh cycle to settle
-            after_restart = idp.token_requests()
-            results = fleet.results()
-            resumed = idp.token_requests() - after_restart
-        finally:
-            redis_server.start()
+    idp = tokenfleet_server_factory(token_lifetime=2.0)
+    fleet = Fleet(tmp_path, redis_url, idp)
+    fleet_factory.append(fleet)
+    fleet.spawn("warm", concurrency=10, duration=13.0)
+    started = fleet.go()
+    try:
+        sleep_until(started + 3.0)
+        before_outage = idp.token_requests()
+        redis_server.stop()
+        sleep_until(started + 6.5)
+        during_outage = idp.token_requests() - before_outage
+        redis_server.start()
+        sleep_until(started + 8.0)  # one refresh cycle to settle
+        after_restart = idp.token_requests()
+        results = fleet.results()
+        resumed = idp.token_requests() - after_restart
+    finally:
+        redis_server.start()
     no_errors(results)
     log.info("redis outage: %d requests in 3.5 s down, %d in 5 s after", during_outage, resumed)
     assert during_outage >= PROCESSES  # each process fetched for itself
@@ -275,15 +289,18 @@ def test_file_store_under_concurrent_writers_never_tears(
 
 
 def test_invalidate_in_one_process_reaches_the_others(
-    shared_url: str, tmp_path: Path, fleet_factory: list[Fleet]
+    shared_url: str,
+    tmp_path: Path,
+    fleet_factory: list[Fleet],
+    tokenfleet_server_factory: IdpFactory,
 ) -> None:
-    with DevAuthServer(token_lifetime=300).run_in_thread() as idp:
-        fleet = Fleet(tmp_path, shared_url, idp)
-        fleet_factory.append(fleet)
-        fleet.spawn("invalidate", concurrency=5, duration=4.0, invalidate_at=1.0, late_after=2.0)
-        fleet.go()
-        results = fleet.results()
-        requests = idp.token_requests()
+    idp = tokenfleet_server_factory(token_lifetime=300)
+    fleet = Fleet(tmp_path, shared_url, idp)
+    fleet_factory.append(fleet)
+    fleet.spawn("invalidate", concurrency=5, duration=4.0, invalidate_at=1.0, late_after=2.0)
+    fleet.go()
+    results = fleet.results()
+    requests = idp.token_requests()
     no_errors(results)
     first = {r["first"] for r in results}
     assert len(first) == 1
