@@ -14,6 +14,7 @@ from typing import Any
 
 from scenarios import (
     cold_herd,
+    credential_source,
     dpop_cost,
     expiry_herd,
     fleet,
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "memory_traced": functools.partial(tokenfleet_only.memory, method="tracemalloc"),
     "jwt": tokenfleet_only.jwt_costs,
     "dpop": dpop_cost.run,
+    "credentials": credential_source.run,
 }
 
 

@@ -307,7 +307,8 @@ def tokenfleet_alone(runs: Runs) -> list[list[str]]:
         ):
             rows.append([label, cell(runs, "jwt", column, "{:.1f}") + " µs", "", ""])
     rows += _dpop_rows(runs)
-    for key in ("redis", "memory_traced", "memory_rss", "jwt", "dpop"):
+    rows += _credential_rows(runs)
+    for key in ("redis", "memory_traced", "memory_rss", "jwt", "dpop", "credentials"):
         problem = _problem(runs.get(key) or [{}])
         if runs.get(key) and problem:
             rows.append([key, problem, "", ""])
@@ -315,6 +316,35 @@ def tokenfleet_alone(runs: Runs) -> list[list[str]]:
 
 
 _ALG = {"es256": "ES256", "eddsa": "EdDSA"}
+_CREDENTIALS = (
+    ("secret_value_us", "client secret as a value"),
+    ("secret_file_us", "`SecretFile`, unchanged (one stat)"),
+    ("secret_file_changed_us", "`SecretFile`, changed (stat + read)"),
+    ("key_value_us", "private key as a value (ES256 assertion)"),
+    ("key_file_us", "`KeyFile`, unchanged (ES256 assertion)"),
+    ("assertion_file_us", "`AssertionFile`, unchanged"),
+)
+
+
+def _credential_rows(runs: Runs) -> list[list[str]]:
+    """Scenario 8: the credential's cost in one token request, per source."""
+    found = runs.get("credentials")
+    if not found or _problem(found) is not None:
+        return []
+    plain = median([r["secret_value_us"] for r in found])
+    rows = []
+    for column, label in _CREDENTIALS:
+        extra = median([r[column] for r in found]) - plain
+        note = f"+{extra:.1f} µs vs a value" if column.startswith("secret_file") else ""
+        rows.append(
+            [
+                f"credential per token request: {label}",
+                cell(runs, "credentials", column, "{:.1f}") + " µs",
+                "≪ a token request's round trip" if column == "secret_file_changed_us" else "",
+                note,
+            ]
+        )
+    return rows
 
 
 def _dpop_rows(runs: Runs) -> list[list[str]]:

@@ -25,7 +25,18 @@ from contenders import NAMES, TOKENFLEET, load
 from report import render
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("cold", "expiry", "warm", "get_token", "fleet", "redis", "memory", "jwt", "dpop")
+SCENARIOS = (
+    "cold",
+    "expiry",
+    "warm",
+    "get_token",
+    "fleet",
+    "redis",
+    "memory",
+    "jwt",
+    "dpop",
+    "credentials",
+)
 CONTROL_NAMES = ("control_aiohttp", "control_httpx")
 # httpx 0.28 alone fails the 1,000 herd (every request: PoolTimeout or ConnectTimeout, see
 # the control row), and at 10,000 only waits out its timeouts for minutes per run. Authlib
@@ -73,7 +84,8 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
             params = {"name": name, "sharing": sharing, **latency}
             steps.append((f"fleet-{sharing}/{name}", "fleet", params))
     steps += [
-        (s, s, dict(latency)) for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop")
+        (s, s, dict(latency))
+        for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop", "credentials")
     ]
     return [
         step for step in steps if step[1].removesuffix("_rss").removesuffix("_traced") in args.only
