@@ -91,16 +91,25 @@ def test_redis_store_reads_any_bytes_as_a_miss_or_a_token(
 
 # ---------------------------------------------------------------------- store URLs
 
-_schemes = st.sampled_from(["memory", "file", "redis", "rediss", "unix", "REDIS", "http", ""])
+_schemes = st.sampled_from(
+    [
+        *("memory", "file", "redis", "rediss", "unix", "REDIS", "http", ""),
+        *("redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster", "redis+x"),
+    ]
+)
 _printable = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
 _netlocs = st.one_of(
     st.sampled_from(["", "localhost", "127.0.0.1:1", ":pw@h:6379", "u:p@[::1]:99", "h:notaport"]),
+    st.sampled_from(["h1:1,h2:2", "h1,,h2", ",", "a:b@h:1,[::1]:2", "h:99999,h:1", "é:1"]),
     _printable.filter(lambda s: "~" not in s),
 )
 _queries = st.lists(
     st.tuples(
         st.sampled_from(
-            ["db", "socket_timeout", "password", "ssl_cert_reqs", "health_check_interval", "x"]
+            [
+                *("db", "socket_timeout", "password", "ssl_cert_reqs", "health_check_interval"),
+                *("x", "service_name", "sentinel_password", "ssl_check_hostname", "timeout"),
+            ]
         ),
         st.sampled_from(["0", "-1", "abc", "1e9", "", "none", "%zz"]),
     ),
@@ -117,7 +126,11 @@ def store_urls(draw: st.DrawFn, root: Path) -> str:
         # Confined to the test's directory: a fuzzer must not create directories elsewhere.
         return f"file://{root}/{draw(_printable.map(lambda s: s.replace('..', '')))}"
     query = draw(_queries)
-    path = draw(st.sampled_from(["", "/", "/0", "/15", "/99999", "/x", "/tmp/redis.sock"]))
+    path = draw(
+        st.sampled_from(
+            ["", "/", "/0", "/15", "/99999", "/x", "/tmp/redis.sock", "/m/0", "/m/x/1"]
+        )
+    )
     return f"{scheme}://{draw(_netlocs)}{path}{'?' + query if query else ''}"
 
 

@@ -33,6 +33,7 @@ from tokenfleet.testing import DevAuthServer
         ("redis+sentinel://127.0.0.1:1/mymaster/zero", "number"),
         ("redis+sentinel://127.0.0.1:1/mymaster/0?bogus=1", "bogus"),
         ("redis+cluster://127.0.0.1:1/3", "only database 0"),
+        ("redis+cluster://127.0.0.1:1?db=1", "0"),
         ("redis+cluster://127.0.0.1:1,:2", "host[:port]"),
         ("redis+cluster://127.0.0.1:1?socket_timeout=soon", "socket_timeout"),
     ],

@@ -33,7 +33,7 @@ from redis.asyncio.connection import (
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .._exceptions import ConfigurationError
 
@@ -73,7 +73,7 @@ def client_from_url(url: str, where: str) -> tuple[AnyRedis, list[aioredis.Redis
         if scheme.endswith("+cluster"):
             return _cluster(url, where), []
         return _plain(url, where), []
-    except (ValueError, RedisError) as exc:  # redis-py's own URL checks
+    except (ValueError, RedisError, RedisClusterException) as exc:  # redis-py's own checks
         raise ConfigurationError(f"invalid Redis URL {where}: {exc}") from None
 
 
