@@ -152,3 +152,24 @@ def test_the_replay_cache_is_bounded() -> None:
     for _ in range(300):
         verifier.verify(key.proof("GET", URL), method="GET", url=URL)
     assert len(verifier._seen) <= 100
+
+
+def test_workers_sharing_a_nonce_key_accept_each_others_nonces() -> None:
+    now = [1_800_000_000.0]
+    one, two = (
+        DPoPVerifier(require_nonce=True, nonce_key=b"n" * 32, clock=lambda: now[0])
+        for _ in range(2)
+    )
+    other = DPoPVerifier(require_nonce=True, nonce_key=b"m" * 32, clock=lambda: now[0])
+    key = DPoPKey.generate()
+    nonce = one.nonce
+    assert two.nonce == nonce != other.nonce
+    two.verify(key.proof("GET", URL, nonce=nonce, now=now[0]), method="GET", url=URL)
+    with pytest.raises(DPoPNonceRequired):
+        other.verify(key.proof("GET", URL, nonce=nonce, now=now[0]), method="GET", url=URL)
+    now[0] += 300  # one rotation later the previous nonce is still accepted...
+    two.verify(key.proof("GET", URL, nonce=nonce, now=now[0]), method="GET", url=URL)
+    now[0] += 300  # ...two rotations later it is not
+    with pytest.raises(DPoPNonceRequired) as caught:
+        one.verify(key.proof("GET", URL, nonce=nonce, now=now[0]), method="GET", url=URL)
+    assert caught.value.nonce == two.nonce != nonce

@@ -8,12 +8,13 @@ whose ``error`` is the code for the ``WWW-Authenticate: DPoP`` challenge.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
     ConfigurationError,
@@ -29,8 +30,11 @@ from .._exceptions import (
     MalformedToken,
 )
 from .claims import Claims, split_jws
-from .dpop_key import DPOP_ALGORITHMS, jwk_thumbprint, normalize_htu, token_hash
+from .dpop_key import DPOP_ALGORITHMS, b64url, jwk_thumbprint, normalize_htu, token_hash
 from .jwks import VerificationKey, _parse_key, _Unusable
+
+if TYPE_CHECKING:
+    from .._models import Secret
 
 __all__ = ["DPoPVerifier", "bound_jkt"]
 
@@ -64,6 +68,10 @@ class DPoPVerifier:
             to send in ``DPoP-Nonce``.
         nonce_lifetime: seconds between nonce rotations; the previous nonce stays valid
             for one more period.
+        nonce_key: a secret (16+ bytes) shared by every worker of the resource server:
+            nonces are then derived from it and the time (HMAC-SHA256), so a nonce
+            issued by one worker is accepted by all. Without it, each verifier draws
+            random nonces of its own.
         replay_cache_size: the most ``jti`` values remembered. Size it above the proofs
             accepted per ``max_age``; beyond it the oldest are forgotten early.
         clock: Unix-time clock, injectable for tests.
@@ -77,6 +85,7 @@ class DPoPVerifier:
         leeway: float = 5.0,
         require_nonce: bool = False,
         nonce_lifetime: float = 300.0,
+        nonce_key: bytes | Secret | None = None,
         replay_cache_size: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -98,6 +107,7 @@ class DPoPVerifier:
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()  # jti -> forget after
         self._keys: OrderedDict[str, VerificationKey] = OrderedDict()  # header -> key
+        self._nonce_key = _key_bytes(nonce_key)
         self._nonces = (secrets.token_urlsafe(16), "")
         self._nonce_at = clock()
 
@@ -105,10 +115,19 @@ class DPoPVerifier:
     def nonce(self) -> str:
         """The current server nonce (rotated every ``nonce_lifetime``), for ``DPoP-Nonce``."""
         now = self._clock()
-        if now - self._nonce_at >= self.nonce_lifetime:
+        if self._nonce_key is not None:
+            # Stateless: every verifier with this key derives the same nonce per period.
+            period = int(now // self.nonce_lifetime)
+            self._nonces = (self._derived(period), self._derived(period - 1))
+        elif now - self._nonce_at >= self.nonce_lifetime:
             self._nonces = (secrets.token_urlsafe(16), self._nonces[0])
             self._nonce_at = now
         return self._nonces[0]
+
+    def _derived(self, period: int) -> str:
+        assert self._nonce_key is not None
+        mac = hmac.new(self._nonce_key, b"tokenfleet dpop nonce %d" % period, hashlib.sha256)
+        return b64url(mac.digest()[:16])
 
     def verify(
         self,
@@ -199,7 +218,7 @@ class DPoPVerifier:
     def _check_nonce(self, nonce: object) -> None:
         if not self.require_nonce:
             return
-        current = self.nonce
+        current = self.nonce  # also rotates or re-derives self._nonces
         if not isinstance(nonce, str) or nonce not in self._nonces or not nonce:
             raise DPoPNonceRequired(
                 "the proof does not carry the server's current DPoP nonce", nonce=current
@@ -228,6 +247,16 @@ class DPoPVerifier:
             f"DPoPVerifier(max_age={self.max_age:g}, require_nonce={self.require_nonce}, "
             f"remembered={len(self._seen)})"
         )
+
+
+def _key_bytes(key: object) -> bytes | None:
+    if key is None:
+        return None
+    reveal = getattr(key, "reveal_bytes", None)  # a tokenfleet.Secret (not imported: cycle)
+    raw = reveal() if callable(reveal) else key
+    if not isinstance(raw, bytes) or len(raw) < 16:
+        raise ConfigurationError("DPoPVerifier nonce_key must be at least 16 bytes")
+    return raw
 
 
 def _htu(claimed: str) -> str | None:
