@@ -110,7 +110,13 @@ class BearerAuth:
         response, sent = await self._send(request, handler, token)
         if response.status != 401:
             return response
-        if await self._nonce_retry(token, request, response, sent):
+        challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
+        if self._bearer.dpop.nonce_challenge(token, request.url, challenge, sent):
+            # RFC 9449 §9: not the token's fault; the caller's own retry carries the nonce
+            if not _replayable(request.body):
+                return response
+            response.release()
+            await request.close()
             response, _ = await self._send(request, handler, token)
             if response.status != 401:
                 return response
@@ -129,19 +135,6 @@ class BearerAuth:
         response = await handler(request)
         dpop.observe(token, request.url, response.headers.get("DPoP-Nonce"))
         return response, sent
-
-    async def _nonce_retry(
-        self, token: Token, request: ClientRequest, response: ClientResponse, sent: str | None
-    ) -> bool:
-        """A 401 asking for a DPoP nonce (RFC 9449 §9): one retry with it, same token."""
-        challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
-        if not self._bearer.dpop.nonce_challenge(token, request.url, challenge, sent):
-            return False
-        if not _replayable(request.body):
-            return False
-        response.release()
-        await request.close()
-        return True
 
     async def _replacement(
         self, token: Token, request: ClientRequest, response: ClientResponse

@@ -116,8 +116,11 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
             return
         replayable = isinstance(request.stream, httpx.ByteStream)
         challenge = response.headers.get("WWW-Authenticate")
-        if replayable and dpop.nonce_challenge(token, url, challenge, sent):
-            # RFC 9449 §9: the resource wants a nonce; one retry with it, same token
+        if dpop.nonce_challenge(token, url, challenge, sent):
+            # RFC 9449 §9: the resource wants a nonce; one retry with it, same token (or,
+            # for a body that cannot be sent twice, the caller's own retry carries it)
+            if not replayable:
+                return
             dpop.apply(request.headers, token, request.method, url)
             response = yield request
             dpop.observe(token, url, response.headers.get("DPoP-Nonce"))

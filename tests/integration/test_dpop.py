@@ -324,3 +324,20 @@ async def test_no_private_key_in_any_repr_log_or_error(
     text = "\n".join(shown) + caplog.text
     assert secret not in text
     assert "PRIVATE KEY" not in text
+
+
+async def test_a_nonce_challenge_to_a_streamed_body_keeps_the_token(idp: DevAuthServer) -> None:
+    idp.dpop.nonce_at_resource = True
+
+    async def body() -> Any:
+        yield b"streamed"
+
+    async with TokenManager(dpop_client(idp)) as tokens:
+        auth = tokenfleet.aiohttp.BearerAuth(tokens, origins=[idp.url])
+        async with aiohttp.ClientSession(middlewares=[auth]) as http:
+            async with http.post(idp.resource_url, data=body()) as response:
+                assert response.status == 401  # not sent twice: the caller decides
+            async with http.post(idp.resource_url, data=body()) as response:
+                assert response.status == 200  # the remembered nonce, the same token
+    assert idp.token_requests() == 1
+    assert idp.dpop.resource_nonce_challenges == 1
