@@ -6,7 +6,6 @@ status."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -26,13 +25,6 @@ from tokenfleet import (
 from tokenfleet._manager.backoff import Backoff
 from tokenfleet.aiohttp import BearerAuth
 from tokenfleet.testing import DevAuthServer, Fault
-
-
-@pytest.fixture
-async def idp() -> AsyncIterator[DevAuthServer]:
-    async with DevAuthServer() as server:
-        yield server
-
 
 # ------------------------------------------------------------------ bodies read whole
 
