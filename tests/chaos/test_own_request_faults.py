@@ -18,8 +18,9 @@ import aiohttp
 import pytest
 from chaos_harness import LoopWatch, log
 
+from helpers import client_for
 from hostile import Deferred, assert_no_credentials, basic
-from tokenfleet import ClientCredentials, JWTVerifier, Retry, TokenFleetError, TokenManager
+from tokenfleet import JWTVerifier, Retry, TokenFleetError, TokenManager
 from tokenfleet.aiohttp import BearerAuth
 from tokenfleet.testing import DevAuthServer, Fault
 
@@ -48,10 +49,9 @@ async def test_shared_session_with_trickled_documents_and_token_faults(
         outcomes: Counter[str] = Counter()
         deferred = Deferred()
         async with aiohttp.ClientSession(middlewares=[deferred]) as session:
-            client = ClientCredentials(
+            client = client_for(
+                idp,
                 issuer=idp.issuer,
-                client_id=idp.client_id,
-                client_secret=idp.client_secret,
                 session=session,
                 retry=Retry(attempts=3, backoff=0.05, max_retry_after=2.0),
                 timeout=4.0,

@@ -7,17 +7,8 @@ import os
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
-
-import pytest
 
 from tokenfleet.testing import DevAuthServer
-
-
-@pytest.fixture(scope="module")
-def idp() -> Iterator[DevAuthServer]:
-    with DevAuthServer().run_in_thread() as server:
-        yield server
 
 
 def run(*args: str, idp: DevAuthServer) -> subprocess.CompletedProcess[str]:
@@ -40,9 +31,9 @@ def run(*args: str, idp: DevAuthServer) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_token_dpop_prints_headers_that_curl_can_send(idp: DevAuthServer) -> None:
-    url = idp.resource_url + "/orders"
-    result = run("token", "--dpop", "--url", url, idp=idp)
+def test_token_dpop_prints_headers_that_curl_can_send(threaded_idp: DevAuthServer) -> None:
+    url = threaded_idp.resource_url + "/orders"
+    result = run("token", "--dpop", "--url", url, idp=threaded_idp)
     assert result.returncode == 0, result.stderr
     authorization, proof = result.stdout.splitlines()
     assert authorization.startswith("Authorization: DPoP ") and proof.startswith("DPoP: ey")
@@ -66,9 +57,9 @@ def test_token_dpop_prints_headers_that_curl_can_send(idp: DevAuthServer) -> Non
     assert json.loads(again.stdout)["ok"] is False
 
 
-def test_token_dpop_curl_prints_a_whole_command(idp: DevAuthServer) -> None:
-    url = idp.resource_url
-    result = run("token", "--dpop", "--url", url, "--method", "POST", "--curl", idp=idp)
+def test_token_dpop_curl_prints_a_whole_command(threaded_idp: DevAuthServer) -> None:
+    url = threaded_idp.resource_url
+    result = run("token", "--dpop", "--url", url, "--method", "POST", "--curl", idp=threaded_idp)
     assert result.returncode == 0, result.stderr
     command = shlex.split(result.stdout.strip())
     assert command[:3] == ["curl", "-X", "POST"] and command[-1] == url
@@ -78,15 +69,17 @@ def test_token_dpop_curl_prints_a_whole_command(idp: DevAuthServer) -> None:
     assert json.loads(sent.stdout)["ok"] is True
 
 
-def test_token_dpop_without_url_is_a_usage_error(idp: DevAuthServer) -> None:
-    result = run("token", "--dpop", idp=idp)
+def test_token_dpop_without_url_is_a_usage_error(threaded_idp: DevAuthServer) -> None:
+    result = run("token", "--dpop", idp=threaded_idp)
     assert result.returncode == 2 and "--url" in result.stderr
 
 
-def test_token_json_and_decode_show_the_thumbprint_not_the_key(idp: DevAuthServer) -> None:
-    result = run("token", "--dpop", "--url", idp.resource_url, "--json", idp=idp)
+def test_token_json_and_decode_show_the_thumbprint_not_the_key(
+    threaded_idp: DevAuthServer,
+) -> None:
+    result = run("token", "--dpop", "--url", threaded_idp.resource_url, "--json", idp=threaded_idp)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["token_type"] == "DPoP" and "dpop_key" not in document
-    decoded = run("decode", document["access_token"], idp=idp)
+    decoded = run("decode", document["access_token"], idp=threaded_idp)
     assert f"cnf.jkt={document['dpop_jkt']}" in decoded.stdout

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 import tokenfleet
 from helpers import client_for
 from tokenfleet import (
-    ClientCredentials,
     ConfigurationError,
     DisallowedAlgorithm,
     InvalidAudience,
@@ -111,9 +110,7 @@ async def test_discovers_the_jwks_from_the_issuer(idp: DevAuthServer) -> None:
 
 
 async def test_jwks_url_from_the_client_metadata(idp: DevAuthServer) -> None:
-    async with ClientCredentials(
-        issuer=idp.issuer, client_id=idp.client_id, client_secret=idp.client_secret
-    ) as client:
+    async with client_for(idp, issuer=idp.issuer) as client:
         token = await client.fetch_token()
         meta = await client.metadata()
     async with JWTVerifier(

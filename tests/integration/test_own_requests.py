@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from helpers import client_for
 from hostile import Deferred, assert_no_credentials, basic, malformed_http_server
 from tokenfleet import (
     ClientCredentials,
@@ -35,9 +36,7 @@ async def test_trickled_discovery_and_jwks_documents_are_read_whole(idp: DevAuth
     idp.metadata_overrides = {"service_documentation": "https://docs.example/" + "x" * 3000}
     idp.document_trickle = 0.3
     async with (
-        ClientCredentials(
-            issuer=idp.issuer, client_id=idp.client_id, client_secret=idp.client_secret
-        ) as client,
+        client_for(idp, issuer=idp.issuer) as client,
         JWTVerifier(issuer=idp.issuer, audience=None) as verifier,
     ):
         token = await client.fetch_token()
@@ -77,10 +76,8 @@ async def test_raise_for_status_session_error_chain_carries_no_credentials(
 ) -> None:
     idp.inject_fault(Fault(status=status))
     async with aiohttp.ClientSession(raise_for_status=True) as session:
-        client = ClientCredentials(
-            idp.token_url,
-            client_id=idp.client_id,
-            client_secret=idp.client_secret,
+        client = client_for(
+            idp,
             session=session,
             retry=Retry(attempts=1),
         )
@@ -94,10 +91,8 @@ async def test_raise_for_status_session_error_chain_carries_no_credentials(
 
 async def test_dropped_connection_error_chain_carries_no_credentials(idp: DevAuthServer) -> None:
     idp.inject_fault(Fault(drop_connection=True))
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
+    client = client_for(
+        idp,
         retry=Retry(attempts=1),
     )
     async with client:
@@ -120,10 +115,9 @@ async def test_own_requests_bypass_bearer_auth_on_a_shared_session(
     async with aiohttp.ClientSession(middlewares=[deferred]) as session:
         tokens = [
             TokenManager(
-                ClientCredentials(
+                client_for(
+                    idp,
                     issuer=idp.issuer,
-                    client_id=idp.client_id,
-                    client_secret=idp.client_secret,
                     scopes=[f"scope{n}"],
                     session=session,
                 )
@@ -154,10 +148,8 @@ async def test_retry_after_is_honoured_for_every_retried_status(
     idp: DevAuthServer, status: int
 ) -> None:
     idp.inject_fault(Fault(status=status, retry_after=1), count=1)
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
+    client = client_for(
+        idp,
         retry=Retry(attempts=2, backoff=0),  # without Retry-After: again at once
     )
     async with client:
@@ -168,10 +160,8 @@ async def test_retry_after_is_honoured_for_every_retried_status(
 
 async def test_spent_retries_say_what_happened(idp: DevAuthServer) -> None:
     idp.inject_fault(Fault(status=503))
-    client = ClientCredentials(
-        idp.token_url,
-        client_id=idp.client_id,
-        client_secret=idp.client_secret,
+    client = client_for(
+        idp,
         retry=Retry(attempts=3, backoff=0),
     )
     async with client:
