@@ -100,6 +100,21 @@ async def test_a_secret_rotated_on_disk_is_used_by_the_next_fetch(
         assert os.lstat(path).st_mtime_ns == lstat_before.st_mtime_ns
 
 
+async def test_the_cached_path_never_touches_the_credential_file(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    path = write_by_rename(tmp_path, "client-secret", "secret-v1")
+    client = ClientCredentials(idp.token_url, client_id=CLIENT, client_secret=SecretFile(path))
+    async with TokenManager(client) as tokens:
+        first = await tokens.get_token()
+        path.unlink()  # a stat or a read from now on would raise CredentialError
+        for _ in range(1000):
+            assert await tokens.get_token() is first
+        with pytest.raises(CredentialError, match="does not exist"):
+            await client.fetch_token()  # the next fetch does look, and says what is wrong
+    assert idp.token_requests(CLIENT) == 1
+
+
 async def test_a_rotation_racing_the_request_costs_one_retry_not_an_error(
     idp: DevAuthServer, tmp_path: Path
 ) -> None:
