@@ -8,6 +8,9 @@ tokens from the dev server are JWTs, so any ``eyJ`` (base64 of ``{"``) found is 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +169,32 @@ async def test_no_secret_key_or_assertion_on_the_credential_source_paths(
     for needle in needles:
         leaks = [text for text in texts if needle in text]
         assert not leaks, f"{needle[:12]!r}... leaked in: {leaks[0][:200]!r}"
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["accepted", "refused"])
+def test_no_secret_in_check_output_with_a_secret_file(
+    threaded_idp: DevAuthServer, tmp_path: Path, right: bool
+) -> None:
+    """``tokenfleet check`` with ``TOKENFLEET_CLIENT_SECRET_FILE``: the credentials line
+    names the file, never its content."""
+    threaded_idp.register_client("file-svc", SECRET)
+    path = tmp_path / "client-secret"
+    path.write_text((SECRET if right else SECRET + "-old") + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFLEET_")}
+    env |= {
+        "TOKENFLEET_TOKEN_URL": threaded_idp.token_url,
+        "TOKENFLEET_CLIENT_ID": "file-svc",
+        "TOKENFLEET_CLIENT_SECRET_FILE": str(path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenfleet", "check"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    shown = result.stdout + result.stderr
+    assert "credentials" in shown and result.returncode == (0 if right else 3)
+    for needle in (SECRET, "S3cr3t", "eyJ"):
+        assert needle not in shown, shown[-2000:]
