@@ -17,6 +17,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from redis_topologies import Cluster
 from tokenfleet.testing import DevAuthServer
 
 SECRET = "cli-S3cr3t-never-shown-0123456789abcdef"
@@ -255,6 +256,17 @@ def test_check_unreachable_store(env: dict[str, str]) -> None:
     failed = _lines(result.stdout, "✗")
     assert len(failed) == 1 and "store" in failed[0] and "unreachable" in failed[0]
     assert "redis-cli" in result.stdout
+
+
+@pytest.mark.redis
+def test_check_names_the_url_form_for_a_cluster_node(
+    env: dict[str, str], redis_cluster: Cluster
+) -> None:
+    node = f"redis://127.0.0.1:{redis_cluster.ports[0]}/0"
+    result = tokenfleet("check", "--store", node, env=env)
+    assert result.returncode == 2
+    failed = _lines(result.stdout, "✗")
+    assert len(failed) == 1 and "store" in failed[0] and "redis+cluster://" in failed[0]
 
 
 def test_check_missing_scope(idp: DevAuthServer, env: dict[str, str]) -> None:

@@ -124,8 +124,12 @@ async def check_store(store: TokenStore | str | None) -> CheckResult:
         opened = store_from_url(store)
     except ConfigurationError as exc:
         return failed(name, str(exc), "fix the store URL or the directory's permissions", USAGE)
+    except ImportError as exc:  # RedisStore without the redis extra
+        return failed(name, str(exc), "pip install tokenfleet[redis]", USAGE)
     try:
         return await _probe_store(name, shown, opened)
+    except ConfigurationError as exc:  # e.g. redis:// pointed at a Cluster node
+        return failed(name, str(exc), "use the URL form the message names", USAGE)
     except (StoreError, TimeoutError) as exc:
         detail = str(exc) or f"no answer within {_LOCK_WAIT * 2:g} s"
         return failed(name, f"{shown} unreachable: {detail}", _store_fix(store), UNAVAILABLE)
@@ -152,4 +156,6 @@ def _store_fix(url: str) -> str:
     scheme = urlsplit(url).scheme
     if scheme == "file":
         return "the directory must exist or be creatable, owned by this user, mode 0700"
+    if "+" in scheme:  # redis+sentinel://, redis+cluster://: redis-cli takes one host
+        return "are the listed hosts up and reachable? try: redis-cli -h <host> -p <port> ping"
     return f"is Redis up and reachable? try: redis-cli -u '{redact_url(url)}' ping"
