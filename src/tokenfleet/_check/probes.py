@@ -18,9 +18,9 @@ from .._exceptions import (
     TransportError,
     UnsupportedAuthMethod,
 )
+from .._util.redact import redact_url
 from .._util.words import ago_or_in, latency
 from ..stores import TokenStore, store_from_url
-from ..stores._redact import redact_url
 from .result import UNAVAILABLE, USAGE, CheckResult, failed, passed, skipped
 
 __all__ = ["check_discovery", "check_store", "check_tls"]

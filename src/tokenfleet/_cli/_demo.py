@@ -23,7 +23,7 @@ from typing import Any
 
 from .._check.probes import check_store
 from .._exceptions import ConfigurationError, StoreError
-from ..stores._redact import redact_url
+from .._util.redact import redact_url
 from ..testing import DevAuthServer
 from ._demo_view import LEGEND, Progress, WorkerResult, point, table
 from ._output import out

@@ -15,7 +15,6 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, NoReturn, Self
 
 import aiohttp
@@ -35,6 +34,7 @@ from .._exceptions import (
 from .._jwt.dpop_key import DPoPKey
 from .._models import Secret, Token
 from .._source import SourceDescription
+from .._util.closing import AsyncClosing
 from . import discovery
 from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
@@ -110,7 +110,7 @@ class Retry:
         return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
 
 
-class ClientCredentials:
+class ClientCredentials(AsyncClosing):
     """A token source for the OAuth 2.0 client-credentials grant (RFC 6749 §4.4).
 
     ``fetch_token()`` makes one request (plus retries) and caches nothing; wrap the client
@@ -561,17 +561,6 @@ class ClientCredentials:
     async def aclose(self) -> None:
         """Close the HTTP session this client opened (a session passed in stays open)."""
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __reduce__(self) -> NoReturn:
         raise ConfigurationError(

@@ -29,6 +29,7 @@ import aiohttp
 from yarl import URL
 
 from .._exceptions import ConfigurationError, TokenFleetError, TransportError
+from .._util.redact import redact
 from .._util.words import latency
 
 __all__ = ["HTTP_LOGGER", "LazySession", "Reply", "is_own_request", "send"]
@@ -89,7 +90,7 @@ async def send(
             return Reply(response.status, response.headers, body)
     except (aiohttp.ClientError, OSError) as exc:
         message = (
-            f"could not reach {what} {url}: {type(exc).__name__}{_describe(exc, scrub)}"
+            f"could not reach {what} {url}: {type(exc).__name__}{_error_detail(exc, scrub)}"
             f"{_plain_http_hint(exc, url)}"
         )
     finally:
@@ -169,11 +170,9 @@ def _trace() -> aiohttp.TraceConfig:
     return trace
 
 
-def _describe(exc: BaseException, scrub: Sequence[str]) -> str:
-    text = str(exc)
-    for value in scrub:
-        if value:
-            text = text.replace(value, "[redacted]")
+def _error_detail(exc: BaseException, scrub: Sequence[str]) -> str:
+    """`` (message)`` of a transport error, secrets redacted; empty when it has none."""
+    text = redact(str(exc), scrub)
     return f" ({text[:200]})" if text else ""
 
 

@@ -25,6 +25,7 @@ from .._exceptions import (
 )
 from .._jwt.claims import read_claims
 from .._models import Token
+from .._util.redact import redact
 from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = [
@@ -307,7 +308,5 @@ def _clean(text: str | None, scrub: Sequence[str]) -> str | None:
     """Printable, bounded, and with no sensitive value echoed back."""
     if text is None:
         return None
-    for value in scrub:
-        if value and value in text:
-            text = text.replace(value, "[redacted]")
+    text = redact(text, scrub)
     return "".join(ch if ch.isprintable() else "?" for ch in text[:300])

@@ -14,8 +14,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 
@@ -34,6 +32,7 @@ from .._exceptions import (
     UnknownKey,
 )
 from .._models import Token
+from .._util.closing import AsyncClosing
 from .claims import Claims, check_claims, claims_from, is_at_jwt, split_jws
 from .dpop import DPoPVerifier, bound_jkt
 from .jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
@@ -43,7 +42,7 @@ __all__ = ["JWTVerifier"]
 logger = logging.getLogger("tokenfleet")
 
 
-class JWTVerifier:
+class JWTVerifier(AsyncClosing):
     """Verifies JWT access tokens: signature (JWKS), ``iss``, ``aud``, ``exp``, ``nbf``.
 
     For resource servers, or for a client that wants defence in depth; a client that
@@ -287,17 +286,6 @@ class JWTVerifier:
         if flight is not None:
             flight.cancel()
         await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         audiences = None if self.audiences is None else sorted(self.audiences)

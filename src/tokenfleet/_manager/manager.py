@@ -27,7 +27,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
-from types import TracebackType
 from typing import Any, Self
 
 from .._client.credentials import ClientCredentials
@@ -36,6 +35,7 @@ from .._exceptions import ConfigurationError, FetchTimeout, StoreError
 from .._models import Token
 from .._source import KeyedTokenSource, SourceDescription, TokenSource, description_of
 from .._util.bounded import MAX_KEYS
+from .._util.closing import AsyncClosing
 from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
 from . import otel
@@ -53,7 +53,7 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger("tokenfleet")
 
 
-class TokenManager:
+class TokenManager(AsyncClosing):
     """Hands out cached tokens from a source; fetches each one once, ahead of expiry.
 
     Args:
@@ -370,17 +370,6 @@ class TokenManager:
         aclose = getattr(self.source, "aclose", None)
         if self._close_source and aclose is not None:
             await aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"TokenManager(source={self.source!r}, store={self.store!r})"

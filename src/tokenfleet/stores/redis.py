@@ -44,9 +44,9 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError
 
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
+from .._util.redact import redact, redact_url
 from .._util.tasks import cancel_and_wait
 from . import _codec
-from ._redact import redact_url as redact_url
 from ._redis_clients import (
     CLUSTER_NODE,
     check_client,
@@ -209,7 +209,7 @@ class RedisStore:
 
     def _store_error(self, op: str, exc: BaseException) -> StoreError:
         text = str(exc) or f"no answer within {self._op_timeout:g} s"
-        detail = text.replace(self._password, "***") if self._password else text
+        detail = redact(text, (self._password or "",), mask="***")
         return StoreError(
             f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
         )

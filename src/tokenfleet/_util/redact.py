@@ -1,10 +1,21 @@
-"""Store URLs with their passwords hidden, for messages and logs (no Redis import)."""
+"""Secrets out of messages and logs: the one place text and URLs are redacted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["redact_url"]
+__all__ = ["REDACTED", "redact", "redact_url"]
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str], mask: str = REDACTED) -> str:
+    """``text`` with every occurrence of each non-empty value of ``secrets`` masked."""
+    for value in secrets:
+        if value and value in text:
+            text = text.replace(value, mask)
+    return text
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,29 @@
+"""``async with`` for objects that close with ``aclose()``."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+__all__ = ["AsyncClosing"]
+
+
+class AsyncClosing:
+    """Mixin: ``async with obj:`` gives ``obj`` and awaits ``obj.aclose()`` on the way out."""
+
+    __slots__ = ()
+
+    async def aclose(self) -> None:
+        """Release what the object holds; subclasses say what."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
