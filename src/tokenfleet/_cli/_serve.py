@@ -54,6 +54,11 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="register another client (same secret) allowed only these scopes; repeatable. "
         "Asking it for another scope answers invalid_scope",
     )
+    parser.add_argument(
+        "--dpop-nonces",
+        action="store_true",
+        help="DPoP (RFC 9449): demand server nonces at the token endpoint and the resource",
+    )
     parser.set_defaults(run=run)
 
 
@@ -64,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             f"--port {args.port} is out of range: use 1-65535, or leave --port out for a free port"
         )
     server = DevAuthServer(token_lifetime=args.lifetime, latency=args.latency, port=args.port)
+    server.dpop.nonce_at_token = server.dpop.nonce_at_resource = args.dpop_nonces
     secret_note = _stable_secret(server, args.client_secret_file)
     extra = [_extra_client(server, spec) for spec in args.client]
     with contextlib.suppress(KeyboardInterrupt):
