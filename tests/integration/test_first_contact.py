@@ -7,14 +7,20 @@ which also fails on any traceback or leaked secret) against a real dev server.
 
 from __future__ import annotations
 
-import socket
-import subprocess
+import base64
+import datetime
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from test_cli import CLIENT, SECRET, base_env
 
 import tokenfleet as tf
+from helpers import pem_pair
 from tokenfleet.stores import FileStore
 from tokenfleet.testing import DevAuthServer
 
@@ -38,18 +44,6 @@ def env(idp: DevAuthServer) -> dict[str, str]:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 # ------------------------------------------------------------------ from_env (library)
 
 
@@ -70,6 +64,43 @@ async def test_from_env_reads_the_secret_file_and_auth_method(
         token = await client.fetch_token()
     assert token.scopes == ("orders:read",)
     assert idp.requests_log[-1].client_id == "post-only"
+
+
+async def test_from_env_secret_file_is_read_again_when_it_changes(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    """The file is a SecretFile, not a value read once: a rotated secret is picked up."""
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("not-the-secret\n", encoding="utf-8")
+    variables = {
+        "TOKENFLEET_TOKEN_URL": idp.token_url,
+        "TOKENFLEET_CLIENT_ID": CLIENT,
+        "TOKENFLEET_CLIENT_SECRET": "ignored: the file wins",
+        "TOKENFLEET_CLIENT_SECRET_FILE": str(secret_file),
+    }
+    async with tf.ClientCredentials.from_env(env=variables) as client:
+        with pytest.raises(tf.InvalidClient):
+            await client.fetch_token()
+        secret_file.write_text(SECRET + "\n", encoding="utf-8")
+        token = await client.fetch_token()
+    assert token.authorization.startswith("Bearer ")
+
+
+async def test_from_env_private_key_file_means_private_key_jwt(
+    idp: DevAuthServer, tmp_path: Path
+) -> None:
+    private, public = pem_pair(ec.generate_private_key(ec.SECP256R1()))
+    idp.register_client("signer", public_key=public, auth_methods=["private_key_jwt"])
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(private)
+    variables = {
+        "TOKENFLEET_TOKEN_URL": idp.token_url,
+        "TOKENFLEET_CLIENT_ID": "signer",
+        "TOKENFLEET_PRIVATE_KEY_FILE": str(key_file),
+    }
+    async with tf.ClientCredentials.from_env(env=variables) as client:
+        assert client.auth_method == "private_key_jwt"
+        await client.fetch_token()
 
 
 def test_from_env_lists_every_missing_setting() -> None:
@@ -127,3 +158,53 @@ async def test_check_reports_a_refusal_with_its_fix(idp: DevAuthServer) -> None:
     assert failure.name == "client authentication"
     assert "invalid_client" in failure.detail and failure.fix
     assert report["scopes"].ok is None
+
+
+# ------------------------------------------------------------------ x5t#S256 (Entra ID)
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey) -> bytes:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "svc-orders")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+async def test_certificate_puts_x5t_s256_in_the_client_assertion(idp: DevAuthServer) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = pem_pair(key)
+    certificate = _self_signed(key)
+    idp.register_client("entra-app", public_key=public, auth_methods=["private_key_jwt"])
+    client = tf.ClientCredentials(
+        idp.token_url, client_id="entra-app", private_key=private, certificate=certificate
+    )
+    form: list[tuple[str, str]] = []
+    await client._auth.apply(form, {}, idp.token_url)  # the assertion as it is sent
+    header = jwt.get_unverified_header(dict(form)["client_assertion"])
+    fingerprint = x509.load_pem_x509_certificate(certificate).fingerprint(hashes.SHA256())
+    expected = base64.urlsafe_b64encode(fingerprint).rstrip(b"=").decode()
+    assert header["x5t#S256"] == expected
+    async with client:
+        token = await client.fetch_token()  # and the server accepts it
+    assert token.authorization.startswith("Bearer ")
+
+
+def test_certificate_needs_private_key_jwt_and_a_certificate() -> None:
+    with pytest.raises(tf.ConfigurationError, match="private_key_jwt"):
+        tf.ClientCredentials(
+            "https://idp.example.com/token", client_id="c", client_secret="s", certificate=b"x"
+        )
+    private, _ = pem_pair(ec.generate_private_key(ec.SECP256R1()))
+    with pytest.raises(tf.ConfigurationError, match=r"not a PEM X\.509 certificate"):
+        tf.ClientCredentials(
+            "https://idp.example.com/token", client_id="c", private_key=private, certificate="x"
+        )

@@ -239,11 +239,15 @@ class _PrivateKeyJwt(_Unpicklable):
         alg: str | None,
         key_id: str | None,
         clock: Callable[[], float],
+        x5t_s256: str | None = None,
     ) -> None:
         self._client_id = client_id
         self._source = source
         self._alg = alg
-        self._headers = {"kid": key_id} if key_id else None
+        headers = {"kid": key_id} if key_id else {}
+        if x5t_s256:
+            headers["x5t#S256"] = x5t_s256  # RFC 7515 §4.1.8: the signer's certificate
+        self._headers = headers or None
         self._clock = clock
 
     async def apply(self, form: Form, headers: dict[str, str], audience: str) -> tuple[str, ...]:
@@ -324,6 +328,7 @@ def make_client_auth(
     signing_alg: str | None,
     key_id: str | None,
     clock: Callable[[], float] = time.time,
+    x5t_s256: str | None = None,
 ) -> ClientAuth:
     """Validate the settings for ``method`` and build it.
 
@@ -360,7 +365,7 @@ def make_client_auth(
                 "auth_method 'private_key_jwt' needs private_key (PEM or tokenfleet.KeyFile) "
                 "or client_assertion (tokenfleet.AssertionFile)"
             )
-        return _PrivateKeyJwt(client_id, private_key, signing_alg, key_id, clock)
+        return _PrivateKeyJwt(client_id, private_key, signing_alg, key_id, clock, x5t_s256)
     if method == "tls_client_auth":
         return _ClientIdOnly(method, client_id, tls)
     return _ClientIdOnly(method, client_id, None)

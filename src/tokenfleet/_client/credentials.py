@@ -67,7 +67,13 @@ from .sources import (
     SourceInfo,
 )
 from .tls import TlsClientCert
-from .values import assertion_source, checked_key, checked_secret, default_method
+from .values import (
+    assertion_source,
+    certificate_thumbprint,
+    checked_key,
+    checked_secret,
+    default_method,
+)
 
 __all__ = ["ClientCredentials", "Retry"]
 
@@ -148,6 +154,9 @@ class ClientCredentials(AsyncClosing):
             returns one. Never sent past its own ``exp``.
         signing_alg: the assertion's JWS algorithm (default from the key: RS256, ES256…).
         key_id: ``kid`` header of the assertion.
+        certificate: the PEM certificate of ``private_key``: its SHA-256 thumbprint goes
+            in the assertion's ``x5t#S256`` header (RFC 7515 §4.1.8), which Microsoft
+            Entra ID needs for certificate credentials.
         assertion_audience: ``aud`` of the assertions we sign: a URL, ``"issuer"`` or
             ``"token_endpoint"``. Default: the issuer when it is known (``issuer=``), as
             RFC 7523bis requires against audience injection (CVE-2025-27370/27371), else
@@ -191,6 +200,7 @@ class ClientCredentials(AsyncClosing):
         client_assertion: AssertionFile | AssertionCallable | None = None,
         signing_alg: str | None = None,
         key_id: str | None = None,
+        certificate: str | bytes | None = None,
         assertion_audience: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tls_client_cert: str | os.PathLike[str] | None = None,
@@ -267,6 +277,7 @@ class ClientCredentials(AsyncClosing):
             signing_alg=signing_alg,
             key_id=key_id,
             clock=clock,
+            x5t_s256=certificate_thumbprint(certificate, method),
         )
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._http = LazySession("ClientCredentials", session)

@@ -17,6 +17,7 @@ from typing import Any, get_args
 from .._exceptions import ConfigurationError
 from .._models import Secret
 from .auth import AuthMethod
+from .sources import KeyFile, SecretFile
 
 __all__ = [
     "AUTH_METHODS",
@@ -61,12 +62,12 @@ class Settings:
     token_url: str | None
     issuer: str | None
     client_id: str | None
-    secret: Secret | None
+    secret: Secret | SecretFile | None
     auth_method: str | None
     scopes: tuple[str, ...]
     audience: str | None
     resources: tuple[str, ...]
-    private_key: Secret | None
+    private_key: KeyFile | None
     ca_file: str | None
     cert_file: str | None
     key_file: str | None
@@ -91,14 +92,6 @@ def _words(values: list[str] | str | None) -> tuple[str, ...]:
     return tuple(word for item in items for word in item.replace(",", " ").split())
 
 
-def _read_file(path: str, what: str) -> str:
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigurationError(f"cannot read the {what} file {path!r}: {reason}") from None
-
-
 def read_settings(
     env: Mapping[str, str] | None = None,
     *,
@@ -108,8 +101,8 @@ def read_settings(
 ) -> Settings:
     """Merge ``overrides`` (CLI flags) over the environment; read secret and key files.
 
-    Raises:
-        ConfigurationError: a named file cannot be read or is empty.
+    Files are not read here: the client reads them (``SecretFile``, ``KeyFile``) when a
+    token request is sent, and again when they change.
     """
     env = os.environ if env is None else env
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -130,7 +123,7 @@ def read_settings(
         scopes=_words(pick("scopes")),
         audience=pick("audience"),
         resources=_words(pick("resource")),
-        private_key=Secret(_read_file(key_path, "private key")) if key_path else None,
+        private_key=KeyFile(key_path) if key_path else None,
         ca_file=pick("ca_file"),
         cert_file=pick("cert_file"),
         key_file=pick("key_file"),
@@ -142,13 +135,11 @@ def read_settings(
     )
 
 
-def _secret(path: str | None, value: str | None) -> Secret | None:
-    """The file wins over the variable, as the CLI documents (one trailing newline dropped)."""
+def _secret(path: str | None, value: str | None) -> Secret | SecretFile | None:
+    """The file wins over the variable, as the CLI documents. A ``SecretFile``: read when
+    a token request is sent, again when the file changes or after ``invalid_client``."""
     if path is not None:
-        text = _read_file(path, "client secret").rstrip("\r\n")
-        if not text:
-            raise ConfigurationError(f"the client secret file {path!r} is empty")
-        return Secret(text)
+        return SecretFile(Path(path).expanduser())
     return Secret(value) if value else None
 
 

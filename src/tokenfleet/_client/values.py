@@ -7,10 +7,15 @@ never logged, and an exception inside it becomes a ``CredentialError``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import inspect
 import time
 from collections.abc import Callable
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._exceptions import ConfigurationError, CredentialError
 from .._models import Secret
@@ -31,6 +36,7 @@ from .sources import (
 
 __all__ = [
     "assertion_source",
+    "certificate_thumbprint",
     "checked_key",
     "checked_secret",
     "default_method",
@@ -248,3 +254,27 @@ def checked_key(value: object, method: str, alg: str | None) -> KeySource | None
         check_alg(loaded.key, alg)
         return key_source(loaded)
     return key_source(value)
+
+
+def certificate_thumbprint(value: str | bytes | None, method: str) -> str | None:
+    """The ``x5t#S256`` JWS header (RFC 7515 §4.1.8) for a PEM certificate: the base64url
+    SHA-256 of its DER encoding. Microsoft Entra ID finds a certificate credential's
+    public key by it."""
+    if value is None:
+        return None
+    if method != "private_key_jwt":
+        raise ConfigurationError(
+            f"certificate= names the certificate of the private_key_jwt signing key; "
+            f"auth_method is {method!r}"
+        )
+    if not isinstance(value, str | bytes):
+        raise ConfigurationError("certificate must be a PEM certificate (str or bytes)")
+    data = value.encode() if isinstance(value, str) else value
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        raise ConfigurationError(
+            "certificate is not a PEM X.509 certificate (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
