@@ -13,7 +13,7 @@ import base64
 import binascii
 import datetime
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .._exceptions import ConfigurationError
 from .._models import Secret, fingerprint
@@ -72,10 +72,9 @@ def parse(data: bytes, assertion_type: str) -> Assertion:
         raise ConfigurationError("is empty: has the token been written yet?")
     if len(data) > _MAX_ASSERTION_BYTES:
         raise ConfigurationError(f"is larger than {_MAX_ASSERTION_BYTES} bytes")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise ConfigurationError("is not ASCII text: is it the token file?") from None
+    if not data.isascii():  # checked, not caught: a UnicodeDecodeError carries the bytes
+        raise ConfigurationError("is not ASCII text: is it the token file?")
+    text = data.decode("ascii")
     expires_at = _jwt_exp(text) if "jwt" in assertion_type else None
     return Assertion(Secret(text), assertion_type, expires_at, fingerprint(text))
 
@@ -84,16 +83,22 @@ def _jwt_exp(text: str) -> float:
     parts = text.split(".")
     if len(parts) != 3:
         raise ConfigurationError("is not a JWT (three dot-separated parts): is it the token file?")
-    try:
-        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
-        claims = load_object(payload)
-    except (binascii.Error, ValueError):  # UntrustedJSONError is a ValueError
-        raise ConfigurationError("has a JWT payload that is not base64url JSON") from None
+    claims = _payload(parts[1])
+    if claims is None:
+        # Raised outside the except block: no decoder error rides along as its context.
+        raise ConfigurationError("has a JWT payload that is not base64url JSON")
     exp = claims.get("exp")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         # RFC 7523 §3 item 4: the JWT MUST contain an exp claim.
         raise ConfigurationError("holds a JWT without a numeric exp claim (RFC 7523 §3)")
     return float(exp)
+
+
+def _payload(segment: str) -> dict[str, Any] | None:
+    try:
+        return load_object(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (binascii.Error, ValueError):  # UntrustedJSONError is a ValueError
+        return None
 
 
 def expired_message(assertion: Assertion, now: float) -> str:

@@ -219,7 +219,8 @@ class KeyFile(Unpicklable):
         try:
             return load_key(data, password)
         except ConfigurationError as exc:
-            raise self._file.fail(str(exc).removeprefix("private_key ")) from None
+            problem = str(exc).removeprefix("private_key ")
+        raise self._file.fail(problem)
 
     def info(self) -> SourceInfo:
         """The file's state for ``tokenfleet check``."""
@@ -235,12 +236,15 @@ def load_key(pem: Secret, password: bytes | None = None) -> LoadedKey:
         key = load_pem_private_key(pem.reveal_bytes(), password=password)
     except (ValueError, TypeError) as exc:
         # TypeError: a password for an unencrypted key, or none for an encrypted one.
-        raise ConfigurationError(
-            "private_key is not an unencrypted PEM private key (PKCS#8 or traditional), or "
-            f"not one this password opens; the parser said: {type(exc).__name__}"
-        ) from None
-    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    return LoadedKey(key, fingerprint(spki))
+        failure = type(exc).__name__
+    else:
+        spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        return LoadedKey(key, fingerprint(spki))
+    # Raised outside the except block: the parser's error never rides along.
+    raise ConfigurationError(
+        "private_key is not an unencrypted PEM private key (PKCS#8 or traditional), or "
+        f"not one this password opens; the parser said: {failure}"
+    )
 
 
 class AssertionFile(Unpicklable):
@@ -297,7 +301,8 @@ class AssertionFile(Unpicklable):
         try:
             return assertions.parse(data, self.assertion_type)
         except ConfigurationError as exc:
-            raise self._file.fail(str(exc)) from None
+            problem = str(exc)
+        raise self._file.fail(problem)
 
     def info(self) -> SourceInfo:
         """The file's state and the assertion's expiry, for ``tokenfleet check``."""

@@ -166,7 +166,12 @@ class _CallableAssertion(_Callable):
         try:
             current = assertions.parse(value.strip().encode(), self.assertion_type)
         except ConfigurationError as exc:
-            raise CredentialError(f"the {self.name} assertion {exc}", source=self.name) from None
+            problem = str(exc)
+        else:
+            return self._check_expiry(current)
+        raise CredentialError(f"the {self.name} assertion {problem}", source=self.name)
+
+    def _check_expiry(self, current: assertions.Assertion) -> assertions.Assertion:
         if current.expiring(self._clock()):
             message = assertions.expired_message(current, self._clock())
             raise CredentialError(f"the {self.name} assertion {message}", source=self.name)
