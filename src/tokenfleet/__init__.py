@@ -80,6 +80,7 @@ from ._source import DescribedSource as DescribedSource
 from ._source import KeyedTokenSource as KeyedTokenSource
 from ._source import SourceDescription as SourceDescription
 from ._source import TokenSource as TokenSource
+from ._util.public import publish
 from ._version import __version__ as __version__
 from .stores import AesGcmCipher as AesGcmCipher
 from .stores import FileStore as FileStore
@@ -195,3 +196,5 @@ __all__ = [
     "check",
     "store_from_url",
 ]
+
+publish(globals(), __all__, __name__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -89,3 +90,18 @@ def test_httpx_attribute_without_httpx_names_the_extra() -> None:
     result = _fresh(code)
     assert "pip install tokenfleet[httpx]" in result.stdout, result.stderr
     assert "has no attribute 'nope'" in result.stdout
+
+
+def test_public_names_report_their_public_module() -> None:
+    """Tracebacks and reprs name the public path (as httpx does), not the private one."""
+    import tokenfleet.aiohttp
+    import tokenfleet.httpx
+    import tokenfleet.testing
+
+    for module in (tokenfleet, tokenfleet.testing, tokenfleet.aiohttp, tokenfleet.httpx):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if isinstance(value, type) or inspect.isfunction(value):
+                assert value.__module__ == module.__name__, (module.__name__, name)
+    assert repr(tokenfleet.TokenManager) == "<class 'tokenfleet.TokenManager'>"
+    assert tokenfleet.RedisStore.__module__ == "tokenfleet"

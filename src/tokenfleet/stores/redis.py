@@ -424,3 +424,6 @@ async def _quietly(call: Awaitable[Any]) -> None:
         await call
     except (RedisError, OSError) as exc:
         logger.debug("tokenfleet: ignored while closing a Redis connection: %s", exc)
+
+
+RedisStore.__module__ = "tokenfleet"  # its public name (tokenfleet.RedisStore), as httpx does

@@ -12,6 +12,7 @@ The pytest plugin (``tokenfleet.testing.pytest_plugin``) provides a ``tokenfleet
 fixture that runs one in a background thread.
 """
 
+from .._util.public import publish
 from ._counters import RequestRecord as RequestRecord
 from ._faults import Fault as Fault
 from ._federation import WorkloadIssuer as WorkloadIssuer
@@ -33,3 +34,5 @@ __all__ = [
     "WorkloadIssuer",
     "make_test_pki",
 ]
+
+publish(globals(), __all__, __name__)
