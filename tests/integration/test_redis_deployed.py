@@ -276,6 +276,8 @@ async def kill_and_measure(
     print(f"\nfailover figures: {figures}")  # noqa: T201 - the figures the run reports
     assert not run.errors, run.errors[:3]
     assert run.expired_served == 0
+    # A failover costs at most one fetch per manager (each fails open once), not a herd.
+    assert figures["extra_requests"] <= len(managers) - 1, figures
     return figures
 
 
