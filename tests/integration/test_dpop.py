@@ -341,3 +341,36 @@ async def test_a_nonce_challenge_to_a_streamed_body_keeps_the_token(idp: DevAuth
                 assert response.status == 200  # the remembered nonce, the same token
     assert idp.token_requests() == 1
     assert idp.dpop.resource_nonce_challenges == 1
+
+
+async def test_the_token_endpoint_refuses_bad_proofs_and_the_client_says_so(
+    idp: DevAuthServer,
+) -> None:
+    key = DPoPKey.generate()
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": idp.client_id,
+        "client_secret": idp.client_secret,  # client_secret_post
+    }
+    good = key.proof("POST", idp.token_url)
+    cases = {
+        "wrong htu": key.proof("POST", idp.resource_url),
+        "wrong htm": key.proof("GET", idp.token_url),
+        "old iat": key.proof("POST", idp.token_url, now=1_000_000_000),
+        "not a jwt": "nonsense",
+        "fresh": good,
+        "replayed": good,
+    }
+    answers = {}
+    async with aiohttp.ClientSession() as http:
+        for name, proof in cases.items():
+            headers = {"DPoP": proof}
+            async with http.post(idp.token_url, data=form, headers=headers) as r:
+                answers[name] = (r.status, (await r.json()).get("error"))
+    refused = (400, "invalid_dpop_proof")
+    assert answers == {**dict.fromkeys(cases, refused), "fresh": (200, None)}
+    body = '{"error":"invalid_dpop_proof","error_description":"bad proof"}'
+    idp.inject_fault(Fault(status=400, body=body), count=1)
+    async with dpop_client(idp) as client:
+        with pytest.raises(tokenfleet.InvalidDPoPProof, match="bad proof"):
+            await client.fetch_token()
