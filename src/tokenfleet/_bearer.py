@@ -223,7 +223,7 @@ class Bearer:
 
     async def replacement(self, rejected: Token) -> Token | None:
         """After a 401: drop ``rejected``; a different token to retry with, or ``None``."""
-        await self.manager.invalidate(rejected)
+        await self.manager.invalidate(rejected, self.scopes)  # its key even without a near cache
         fresh = await self.token()
         # The same token again means nothing newer exists: a retry would fail the same way.
         return None if fresh.access_token == rejected.access_token else fresh

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Any, NoReturn
 
@@ -19,7 +20,31 @@ from ._exceptions import ConfigurationError
 from ._jwt.claims import Claims, read_claims
 from ._jwt.dpop_key import DPoPKey
 
-__all__ = ["Secret", "Token", "fingerprint"]
+__all__ = ["MAX_TOKEN_CHARS", "Secret", "Token", "fingerprint", "header_safe", "unusable"]
+
+# RFC 6750 §2.1 b64token, widened to any visible ASCII: what matters is that the value
+# cannot break an HTTP header (no spaces, CR, LF or non-ASCII).
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
+MAX_TOKEN_CHARS = 1024 * 1024
+"""No access token longer than a whole token response may be (``MAX_BODY_BYTES``)."""
+
+
+def header_safe(value: str) -> bool:
+    """Whether ``value`` can go in an HTTP header as a token or token type."""
+    return bool(value) and _HEADER_SAFE.fullmatch(value) is not None
+
+
+def unusable(token: Token) -> str | None:
+    """Why ``token`` cannot be handed out (``None``: it can).
+
+    The checks a token from the token endpoint passes, applied to one read from a store:
+    a shared store is not trusted to hold only what we wrote.
+    """
+    if len(token.access_token) > MAX_TOKEN_CHARS:
+        return f"an access token of {len(token.access_token)} characters"
+    if not header_safe(token.access_token) or not header_safe(token.token_type):
+        return "characters that cannot go in an Authorization header"
+    return None
 
 
 def fingerprint(value: str | bytes) -> str:

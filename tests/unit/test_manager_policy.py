@@ -57,7 +57,9 @@ def clock() -> Clock:
 
 async def test_hot_until_refresh_point_then_background_refresh(clock: Clock) -> None:
     source = CountingSource(clock)
-    async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.0)) as manager:
+    async with TokenManager(
+        source, clock=clock, monotonic=clock, refresh=Refresh(jitter=0.0)
+    ) as manager:
         first = await manager.get_token()
         clock.now += 79
         assert await manager.get_token() is first
@@ -78,7 +80,9 @@ async def test_jitter_moves_refresh_earlier_within_bound(clock: Clock) -> None:
     points = set()
     for _ in range(20):
         source = CountingSource(clock)
-        async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.05)) as manager:
+        async with TokenManager(
+            source, clock=clock, monotonic=clock, refresh=Refresh(jitter=0.05)
+        ) as manager:
             await manager.get_token()
             entry = manager._near[manager.cache_key()]
             points.add(round(entry.refresh_at - clock.now, 3))
@@ -89,7 +93,12 @@ async def test_jitter_moves_refresh_earlier_within_bound(clock: Clock) -> None:
 async def test_stale_if_error_with_backoff(clock: Clock) -> None:
     source = CountingSource(clock)
     async with TokenManager(
-        source, clock=clock, refresh=Refresh(jitter=0.0), min_backoff=5, max_backoff=40
+        source,
+        clock=clock,
+        monotonic=clock,
+        refresh=Refresh(jitter=0.0),
+        min_backoff=5,
+        max_backoff=40,
     ) as manager:
         first = await manager.get_token()
         source.fail = ServerError("down", status=503)
@@ -119,7 +128,9 @@ async def test_stale_if_error_with_backoff(clock: Clock) -> None:
 async def test_backoff_doubles_to_cap(clock: Clock) -> None:
     source = CountingSource(clock)
     source.fail = ServerError("down", status=503)
-    async with TokenManager(source, clock=clock, min_backoff=1, max_backoff=4) as manager:
+    async with TokenManager(
+        source, clock=clock, monotonic=clock, min_backoff=1, max_backoff=4
+    ) as manager:
         waits = []
         for _ in range(5):
             with pytest.raises(ServerError):
@@ -136,7 +147,7 @@ async def test_backoff_doubles_to_cap(clock: Clock) -> None:
 async def test_recovery_clears_backoff(clock: Clock) -> None:
     source = CountingSource(clock)
     source.fail = ServerError("down", status=503)
-    async with TokenManager(source, clock=clock, min_backoff=1) as manager:
+    async with TokenManager(source, clock=clock, monotonic=clock, min_backoff=1) as manager:
         with pytest.raises(ServerError):
             await manager.get_token()
         source.fail = None
@@ -147,7 +158,9 @@ async def test_recovery_clears_backoff(clock: Clock) -> None:
 
 async def test_short_lived_token_is_usable(clock: Clock) -> None:
     source = CountingSource(clock, lifetime=5)
-    async with TokenManager(source, clock=clock, refresh=Refresh(jitter=0.0)) as manager:
+    async with TokenManager(
+        source, clock=clock, monotonic=clock, refresh=Refresh(jitter=0.0)
+    ) as manager:
         first = await manager.get_token()
         clock.now += 4.4  # leeway shrank to 0.5 s: still usable
         assert await manager.get_token() is first
@@ -157,7 +170,7 @@ async def test_short_lived_token_is_usable(clock: Clock) -> None:
 
 async def test_wall_clock_jump_backwards_is_harmless(clock: Clock) -> None:
     source = CountingSource(clock)
-    async with TokenManager(source, clock=clock) as manager:
+    async with TokenManager(source, clock=clock, monotonic=clock) as manager:
         first = await manager.get_token()
         clock.now -= 3600  # NTP step backwards: the token only looks younger
         assert await manager.get_token() is first
@@ -167,7 +180,7 @@ async def test_wall_clock_jump_backwards_is_harmless(clock: Clock) -> None:
 
 async def test_inflight_table_stays_bounded(clock: Clock) -> None:
     source = CountingSource(clock)
-    async with TokenManager(source, clock=clock) as manager:
+    async with TokenManager(source, clock=clock, monotonic=clock) as manager:
         for i in range(200):
             await manager.get_token([f"s{i}"])
         assert len(manager._flights) == 0
@@ -178,7 +191,7 @@ async def test_near_cache_is_bounded_by_max_keys(clock: Clock) -> None:
     from tokenfleet import ConfigurationError
 
     source = CountingSource(clock)
-    async with TokenManager(source, clock=clock, max_keys=2) as manager:
+    async with TokenManager(source, clock=clock, monotonic=clock, max_keys=2) as manager:
         for scopes in (["a"], ["b"], ["c"]):
             await manager.get_token(scopes)
         assert len(manager._near) == 2

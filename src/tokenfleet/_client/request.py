@@ -53,6 +53,12 @@ def normalize_scopes(scopes: str | Iterable[str] | None) -> tuple[str, ...]:
     """
     if scopes is None:
         return ()
+    raw: object = scopes
+    if isinstance(raw, bytes | bytearray) or not isinstance(raw, Iterable):
+        raise ConfigurationError(
+            f"scopes must be a string or an iterable of strings, not {type(scopes).__name__}: "
+            "pass e.g. 'orders:read' or ['orders:read']"
+        )
     items = [scopes] if isinstance(scopes, str) else scopes
     seen: dict[str, None] = {}
     for item in items:

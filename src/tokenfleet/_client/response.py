@@ -24,8 +24,8 @@ from .._exceptions import (
     oauth_error_class,
 )
 from .._jwt.claims import read_claims
-from .._models import Token
-from .._util.redact import redact
+from .._models import Token, header_safe
+from .._util.redact import printable, redact
 from .._util.untrusted_json import UntrustedJSONError, load_object
 
 __all__ = [
@@ -42,9 +42,6 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_LIFETIME = 10 * 365 * 24 * 3600.0
 """An ``expires_in`` beyond ten years is treated as a broken server, not a gift."""
 
-# RFC 6750 §2.1 b64token, widened to any visible ASCII: what matters is that the value
-# cannot break an HTTP header (no spaces, CR, LF or non-ASCII).
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]+")
 _JSON_NUMBER = re.compile(r"[ \t]*-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?[ \t]*")
 
 # --------------------------------------------------------------------------- responses
@@ -116,13 +113,13 @@ def parse_token_response(
         raise InvalidTokenResponse(
             f"the token response is not valid RFC 6749 §5.1: {exc}", status=status
         ) from None
-    if not wire.access_token or not _HEADER_SAFE.fullmatch(wire.access_token):
+    if not header_safe(wire.access_token):
         raise InvalidTokenResponse(
             "the token response has an empty access_token, or one with spaces, control or "
             "non-ASCII characters that cannot go in an Authorization header",
             status=status,
         )
-    if not wire.token_type or not _HEADER_SAFE.fullmatch(wire.token_type):
+    if not header_safe(wire.token_type):
         raise InvalidTokenResponse("the token response has an unusable token_type", status=status)
     # A JWT access token (RFC 9068) also says when it expires and what it grants. Decoding
     # costs a few microseconds against a network round trip, so it is always done here
@@ -308,5 +305,4 @@ def _clean(text: str | None, scrub: Sequence[str]) -> str | None:
     """Printable, bounded, and with no sensitive value echoed back."""
     if text is None:
         return None
-    text = redact(text, scrub)
-    return "".join(ch if ch.isprintable() else "?" for ch in text[:300])
+    return printable(redact(text, scrub), 300)

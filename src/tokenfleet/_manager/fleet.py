@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 from .._exceptions import FleetCooldown, StoreError
+from .._util.redact import printable
 from ..stores import FleetStore
 
 __all__ = ["FleetSignals"]
@@ -28,10 +29,12 @@ class FleetSignals:
         store: FleetStore,
         clock: Callable[[], float],
         store_failed: Callable[[StoreError], None],
+        max_delay: float,
     ) -> None:
         self._store = store
         self._clock = clock
         self._store_failed = store_failed
+        self._max_delay = max_delay
 
     async def check_cooldown(self, key: str) -> None:
         """Raise ``FleetCooldown`` while a cooldown recorded for ``key`` lasts."""
@@ -40,9 +43,13 @@ class FleetSignals:
         except StoreError as exc:
             self._store_failed(exc)
             return
-        if cooldown is None or cooldown[0] <= self._clock():
+        now = self._clock()
+        if cooldown is None or cooldown[0] <= now:
             return
-        until, reason = cooldown
+        # A store is not trusted: an entry planted with a far-future end must not silence
+        # the fleet beyond max_backoff, and its text must not forge log lines.
+        until = min(cooldown[0], now + self._max_delay)
+        reason = printable(str(cooldown[1]), 120)
         raise FleetCooldown(
             f"the fleet is backing off this token endpoint for {until - self._clock():.1f} s "
             f"more (a process saw {reason})",

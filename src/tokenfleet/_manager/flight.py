@@ -5,6 +5,15 @@ write. The lock is fleet-wide for shared stores, so after waiting for it we read
 store again: another process has usually just written the token we need. A failure is
 shared by every waiter of the flight, never written to the store, and puts the key in
 backoff (``_done``); see docs/architecture.md.
+
+Two rules keep a fleet's cost bounded when things go wrong:
+
+* a background refresh that finds the store down keeps serving the current token and
+  tries the store again later, fetching on its own only when the token is about to stop
+  being usable (``HOLD_SHARE`` of the refresh window left): a store outage is not a herd;
+* a refetch caused by an invalidation (a 401, a fleet message) waits until at least
+  ``min_backoff`` (at most ``_MAX_REFETCH_GAP``) after the previous one for the same key,
+  so a resource server that rejects every token costs one token request per interval.
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ from contextlib import AbstractContextManager, AsyncExitStack
 from typing import Any
 
 from .._exceptions import FetchTimeout, InvalidClient, RateLimited, ServerError, StoreError
-from .._models import Token
+from .._models import Token, unusable
 from .._source import TokenSource
+from .._util.bounded import BoundedDict
 from ..stores import TokenStore
 from .backoff import Backoff
 from .fleet import FleetSignals
@@ -34,6 +44,8 @@ logger = logging.getLogger("tokenfleet")
 
 Emit = Callable[..., None]  # emit(kind, key, **fields)
 _STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
+HOLD_SHARE = 0.25  # store down: hold the current token until this share of the window is left
+_MAX_REFETCH_GAP = 5.0  # the invalidation refetch interval is min_backoff, at most this
 
 
 def error_summary(error: BaseException) -> str:
@@ -61,7 +73,7 @@ class StoreFailures:
             self._warned_at = now
             self._emit("store_unreachable", "", error=error_summary(exc))
             logger.warning(
-                "tokenfleet: token store failing, fetching without it (fail_open): %s "
+                "tokenfleet: token store failing, going on without it (fail_open): %s "
                 "(next warning in %.0f s at the earliest)",
                 exc,
                 _STORE_WARNING_PERIOD,
@@ -106,18 +118,38 @@ class Flights:
         self._store_failed = store_failed
         self._span = span
         self._label = label
+        self.store_retry_at: BoundedDict[str, float] = (
+            BoundedDict()
+        )  # monotonic; a held key's next store try
+        self._refetch_gap = min(backoff.min_delay, _MAX_REFETCH_GAP)
+        self._refetch_at: BoundedDict[str, float] = (
+            BoundedDict()
+        )  # monotonic; the next invalidation refetch
+        self._refetch_last: BoundedDict[str, float] = BoundedDict()
+        self._warned_unusable: BoundedDict[str, bool] = BoundedDict()
 
-    def start(self, key: str, scopes: Scopes, stale: Token | None) -> asyncio.Task[Token]:
-        """Start the flight of ``key``, replacing ``stale`` (the token held, if any)."""
-        return self.tasks.start(key, self._run(key, scopes, stale), self._done)
+    def start(
+        self, key: str, scopes: Scopes, stale: Token | None, *, ahead: bool = False
+    ) -> asyncio.Task[Token]:
+        """Start the flight of ``key``, replacing ``stale`` (the token held, if any).
 
-    async def _run(self, key: str, scopes: Scopes, stale: Token | None) -> Token:
+        ``ahead``: a background refresh, so ``stale`` is still usable and no caller needs
+        the new token yet (it may be held through a store outage).
+        """
+        return self.tasks.start(key, self._run(key, scopes, stale, ahead), self._done)
+
+    def note_invalidation(self, key: str) -> None:
+        """An invalidation dropped the token of ``key``: gate the refetch it causes."""
+        now = self._backoff.monotonic()
+        at = max(now, self._refetch_last.get(key, float("-inf")) + self._refetch_gap)
+        self._refetch_last[key] = at
+        self._refetch_at[key] = at
+
+    async def _run(self, key: str, scopes: Scopes, stale: Token | None, ahead: bool) -> Token:
         deadline = self.lock_timeout + self.fetch_timeout
         try:
             async with asyncio.timeout(deadline):
-                token = await self.read_store(key, stale)
-                if token is None:
-                    token = await self._locked_fetch(key, scopes, stale)
+                token = await self._store_first(key, scopes, stale, ahead)
         except FetchTimeout:
             raise
         except TimeoutError:
@@ -127,15 +159,44 @@ class Flights:
         self._near.put(key, token, *self._refresh.schedule(token, self._refresh.draw_jitter()))
         return token
 
-    async def _locked_fetch(self, key: str, scopes: Scopes, stale: Token | None) -> Token:
+    async def _store_first(
+        self, key: str, scopes: Scopes, stale: Token | None, ahead: bool
+    ) -> Token:
+        try:
+            token = await self._read(key, stale)
+        except StoreError as exc:
+            return await self._without_store(exc, key, scopes, stale, ahead)
+        if token is not None:
+            self._stats.store_hits += 1
+            return token
+        return await self._locked_fetch(key, scopes, stale, ahead)
+
+    async def _without_store(
+        self, exc: StoreError, key: str, scopes: Scopes, stale: Token | None, ahead: bool
+    ) -> Token:
+        """The store is unreachable: hold the current token if there is time, else fetch
+        locally (fail-open; ``fail_open=False`` raises instead)."""
+        self._store_failed(exc)
+        if ahead and stale is not None and self.can_hold(stale):
+            self.store_retry_at[key] = self._backoff.monotonic() + self._backoff.min_delay
+            return stale
+        return await self._fetch(key, scopes)
+
+    def can_hold(self, token: Token) -> bool:
+        """Whether ``token`` leaves enough time to wait for the store to come back."""
+        usable_until, refresh_at = self._refresh.schedule(token)
+        return usable_until - self._clock() > (usable_until - refresh_at) * HOLD_SHARE
+
+    async def _locked_fetch(
+        self, key: str, scopes: Scopes, stale: Token | None, ahead: bool
+    ) -> Token:
         async with AsyncExitStack() as stack:
             try:
                 acquired = await stack.enter_async_context(
                     self._store.lock(key, self.lock_timeout)
                 )
-            except StoreError as exc:
-                self._store_failed(exc)  # unreachable store: fetch locally, do not wait
-                return await self._fetch(key, scopes)
+            except StoreError as exc:  # unreachable store: do not wait for a lock
+                return await self._without_store(exc, key, scopes, stale, ahead)
             if not acquired:
                 self._stats.lock_timeouts += 1
                 logger.warning(
@@ -147,6 +208,7 @@ class Flights:
             else:
                 token = await self.read_store(key, stale)
                 if token is not None:
+                    self._stats.store_hits += 1
                     return token
             if self._fleet is not None:
                 await self._fleet.check_cooldown(key)
@@ -156,20 +218,38 @@ class Flights:
     async def read_store(self, key: str, stale: Token | None) -> Token | None:
         """A usable token from the store that is not the one being replaced."""
         try:
-            token = await self._store.get(key)
+            return await self._read(key, stale)
         except StoreError as exc:
             self._store_failed(exc)
             return None
+
+    async def _read(self, key: str, stale: Token | None) -> Token | None:
+        token = await self._store.get(key)
         if token is None:
             return None
         if stale is not None and token.access_token == stale.access_token:
             return None
         if self._near.is_dropped(key, token):
             return None
+        problem = unusable(token)
+        if problem is not None:  # a shared store is not trusted: fetch a good one instead
+            if not self._warned_unusable.get(key):
+                self._warned_unusable[key] = True
+                logger.warning(
+                    "tokenfleet: the store holds a token for %s with %s; ignoring it and "
+                    "fetching a new one (is something else writing to the store?)",
+                    key,
+                    problem,
+                )
+            return None
         usable_until, _ = self._refresh.schedule(token)
         return token if self._clock() < usable_until else None
 
     async def _fetch(self, key: str, scopes: Scopes) -> Token:
+        gate = self._refetch_at.pop(key, None)
+        wait = 0.0 if gate is None else gate - self._backoff.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)  # see note_invalidation
         self._stats.fetches += 1
         started = time.monotonic()
         span = self._span(key) if self._span else contextlib.nullcontext()

@@ -10,14 +10,15 @@ The data path of ``get_token`` (see docs/architecture.md):
    reads the store, takes the store's lock (fleet-wide for shared stores), reads the store
    again, and only then asks the source.
 
-Failures are shared by every waiter of the flight, never written to the store, and put
-the key in backoff: until it ends, callers get the current token while it is usable
-(stale-if-error) or the last error at once, so a dead server sees about one request per
-backoff period per key.
+Failures are shared by every waiter of the flight (each caller raises its own copy),
+never written to the store, and put the key in backoff: until it ends, callers get the
+current token while it is usable (stale-if-error), else a token another process has put
+in the store meanwhile (one store read per ``_PROBE_INTERVAL``), else the last error at
+once, so a dead server sees about one request per backoff period per key.
 
 Clocks: expiry is wall-clock Unix time, because shared stores compare it across
-processes and hosts; nothing here mixes it with the monotonic clock. We assume the hosts
-of a fleet keep NTP time within a few seconds, well inside the leeway.
+processes and hosts; delays (backoff, store retries, refetch gaps) are monotonic. We
+assume the hosts of a fleet keep NTP time within a few seconds, well inside the leeway.
 """
 
 from __future__ import annotations
@@ -31,15 +32,15 @@ from typing import Any, Self
 
 from .._client.credentials import ClientCredentials
 from .._client.env import client_kwargs, read_settings
-from .._exceptions import ConfigurationError, FetchTimeout, StoreError
+from .._exceptions import ConfigurationError, FetchTimeout, StoreError, TokenFleetError
 from .._models import Token
 from .._source import KeyedTokenSource, SourceDescription, TokenSource, description_of
-from .._util.bounded import MAX_KEYS
+from .._util.bounded import MAX_KEYS, BoundedDict
 from .._util.closing import AsyncClosing
 from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
 from . import otel
-from .backoff import Backoff
+from .backoff import Backoff, Failure, own_copy
 from .dpop import store_for
 from .events import Event, EventKind, Events, Subscriber
 from .fleet import FleetSignals
@@ -51,6 +52,8 @@ from .stats import Stats
 __all__ = ["TokenManager"]
 
 logger = logging.getLogger("tokenfleet")
+
+_PROBE_INTERVAL = 0.25  # in backoff: seconds between two store reads for another's token
 
 
 class TokenManager(AsyncClosing):
@@ -83,7 +86,8 @@ class TokenManager(AsyncClosing):
         close_store: whether ``aclose()`` closes the store (default yes).
         telemetry: OpenTelemetry metrics and spans; ``None`` (default) turns them on when
             ``opentelemetry-api`` is installed (``pip install tokenfleet[otel]``).
-        clock: Unix-time clock, injectable for tests.
+        clock: Unix-time clock (expiry, fleet cooldowns), injectable for tests.
+        monotonic: the clock of delays (backoff, store retries), injectable for tests.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class TokenManager(AsyncClosing):
         close_store: bool = True,
         telemetry: bool | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(source, TokenSource):
             raise ConfigurationError("source must have an async token(scopes) method")
@@ -136,13 +141,13 @@ class TokenManager(AsyncClosing):
         self._clock = clock
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
-        self._backoff = Backoff(min_backoff, max_backoff, clock)
+        self._backoff = Backoff(min_backoff, max_backoff, clock, monotonic)
         self._store_failed = StoreFailures(self.stats, fail_open, self._emit)
         self._near = NearCache(source, namespace, max_keys, near_cache)
         self._near_entries = self._near.entries  # the hot path reads this dict directly
         self._key_for = self._near.key_for
         self._fleet = (
-            FleetSignals(self.store, clock, self._store_failed)
+            FleetSignals(self.store, clock, self._store_failed, max_backoff)
             if isinstance(self.store, FleetStore)
             else None
         )
@@ -168,6 +173,7 @@ class TokenManager(AsyncClosing):
             label=self.client_id,
         )
         self._flights = self._flight.tasks
+        self._too_short: BoundedDict[str, float] = BoundedDict()  # span that failed a min_ttl
         self._default_key = self._key_for(None)[0]
         # A manager is a source too: it describes its source, with its own deadline.
         self._description = replace(described, timeout=self.lock_timeout + fetch_timeout)
@@ -257,12 +263,14 @@ class TokenManager(AsyncClosing):
         if self._closed:
             raise ConfigurationError("this TokenManager is closed")
         if self._fleet is not None and self._listener is None:
-            listen = self._fleet.listen(self._near.drop_fingerprint, lambda: self._closed)
+            listen = self._fleet.listen(self._dropped_elsewhere, lambda: self._closed)
             self._listener = asyncio.get_running_loop().create_task(
                 listen, name="tokenfleet:invalidations"
             )
         if min_ttl < 0:
             raise ConfigurationError("min_ttl must be >= 0 seconds")
+        if min_ttl and min_ttl >= self._too_short.get(key, float("inf")):
+            raise _min_ttl_error(min_ttl, self._too_short[key])  # known: no fetch can help
         now = self._clock()
         entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
         normalized = self._key_for(scopes)[1]
@@ -288,10 +296,17 @@ class TokenManager(AsyncClosing):
             if not failure.stale_reported:
                 failure.stale_reported = True  # one event per failed attempt, not per call
                 self._emit("stale_served", key, fingerprint=current.fingerprint)
-        if key in self._flights or (failure is not None and now < failure.retry_at):
+        if key in self._flights:
             return
+        mono = self._backoff.monotonic()
+        if failure is not None and mono < failure.retry_at:
+            return
+        if self._flight.store_retry_at.get(key, float("-inf")) > mono and self._flight.can_hold(
+            current
+        ):
+            return  # the store was down: hold the current token until it is retried
         self.stats.refreshes_ahead += 1
-        self._flight.start(key, scopes, current)
+        self._flight.start(key, scopes, current, ahead=True)
 
     async def _await_flight(
         self, key: str, scopes: Scopes, stale: Token | None, min_ttl: float
@@ -299,11 +314,15 @@ class TokenManager(AsyncClosing):
         for _ in range(3):
             task = self._flights.get(key)
             if task is None:
-                error = self._backoff.waiting(key)
-                if error is not None:
-                    raise error.with_traceback(None)
+                failure = self._backoff.waiting(key)
+                if failure is not None:
+                    found = await self._probe_store(key, failure, stale)
+                    if found is not None and self._good_for(key, found, min_ttl):
+                        return found
+                    raise failure.own_error()
                 task = self._flight.start(key, scopes, stale)
             self.stats.waits += 1
+            error: BaseException | None = None
             try:
                 token = await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -311,19 +330,33 @@ class TokenManager(AsyncClosing):
                 if task.cancelled() and self._closed and current and not current.cancelling():
                     raise ConfigurationError("this TokenManager was closed") from None
                 raise
+            except TokenFleetError as exc:  # one error for every waiter: each gets a copy
+                error = own_copy(exc)
+            if error is not None:
+                raise error  # outside the except: its context is the caller's, not a waiter's
             if self._good_for(key, token, min_ttl):
                 return token
             usable_span = self.refresh.schedule(token)[0] - token.issued_at
             if usable_span <= min_ttl:
-                raise ConfigurationError(
-                    f"no token can stay usable for min_ttl={min_ttl:g} s: the server grants "
-                    f"{token.lifetime:.0f} s lifetimes, usable for {usable_span:.0f} s"
-                )
+                self._too_short[key] = usable_span
+                raise _min_ttl_error(min_ttl, usable_span, token.lifetime)
             stale = token
         raise FetchTimeout(
             "three fetched tokens in a row were invalidated (or too short-lived) before they "
             "could be handed out; is a resource server rejecting every new token?"
         )
+
+    async def _probe_store(self, key: str, failure: Failure, stale: Token | None) -> Token | None:
+        """In backoff: a token another process has stored meanwhile (a read, no fetch)."""
+        now = self._backoff.monotonic()
+        if now - failure.probed_at < _PROBE_INTERVAL:
+            return None
+        failure.probed_at = now
+        token = await self._flight.read_store(key, stale)
+        if token is not None:
+            self.stats.store_hits += 1
+            self._near.put(key, token, *self.refresh.schedule(token, self.refresh.draw_jitter()))
+        return token
 
     def _good_for(self, key: str, token: Token, min_ttl: float) -> bool:
         if self._near.is_dropped(key, token):
@@ -350,11 +383,21 @@ class TokenManager(AsyncClosing):
             key = self._near.key_of(token, self._default_key)
         else:
             key = self._default_key
+        if token is None and key not in self._near:
+            return  # nothing of ours: another process's (newer) token is not ours to drop
+        repeat = token is not None and self._near.is_dropped(key, token)
         token = self._near.invalidate(key, token)
+        if not repeat:
+            self._flight.note_invalidation(key)
         try:
             await self.store.delete(key, token)
         except StoreError as exc:
             self._store_failed(exc)
+
+    def _dropped_elsewhere(self, key: str, fingerprint: str) -> None:
+        """Another process invalidated a token: stop serving it here too."""
+        if self._near.drop_fingerprint(key, fingerprint):
+            self._flight.note_invalidation(key)
 
     async def aclose(self) -> None:
         """Cancel background refreshes, then close the source and store (if owned)."""
@@ -373,3 +416,13 @@ class TokenManager(AsyncClosing):
 
     def __repr__(self) -> str:
         return f"TokenManager(source={self.source!r}, store={self.store!r})"
+
+
+def _min_ttl_error(
+    min_ttl: float, usable_span: float, lifetime: float | None = None
+) -> ConfigurationError:
+    granted = f"the server grants {lifetime:.0f} s lifetimes, " if lifetime is not None else ""
+    return ConfigurationError(
+        f"no token can stay usable for min_ttl={min_ttl:g} s: {granted}usable for "
+        f"{usable_span:.0f} s; ask for a smaller min_ttl"
+    )

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._client.request import cache_key, normalize_scopes
+from .._exceptions import ConfigurationError
 from .._models import Token
 from .._source import KeyedTokenSource, TokenSource
 from .._util.bounded import MAX_KEYS, BoundedDict
@@ -81,8 +82,13 @@ class NearCache:
 
     def key_for(self, scopes: str | Iterable[str] | None) -> tuple[str, Scopes]:
         """``(cache key, normalized scopes)`` of ``scopes`` as the caller spelled them."""
-        lookup: object = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
-        known = self._keys.get(lookup)
+        try:
+            lookup: object = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
+            known = self._keys.get(lookup)
+        except TypeError:  # not iterable, or holds unhashable items such as lists
+            raise ConfigurationError(
+                f"scopes must be a string or an iterable of strings, not {_kind(scopes)}"
+            ) from None
         if known is not None:
             return known
         normalized = None if scopes is None else normalize_scopes(lookup)  # type: ignore[arg-type]
@@ -145,9 +151,20 @@ class NearCache:
             self._tombstones[key] = token.access_token
         return token
 
-    def drop_fingerprint(self, key: str, fingerprint: str) -> None:
-        """Another process invalidated the token with ``fingerprint`` (``"*"``: any)."""
+    def drop_fingerprint(self, key: str, fingerprint: str) -> bool:
+        """Another process invalidated the token with ``fingerprint`` (``"*"``: any);
+        whether a token held here was dropped."""
         entry = self.entries.get(key)
         if entry is not None and fingerprint in ("*", entry.token.fingerprint):
             del self.entries[key]
             self._tombstones[key] = entry.token.access_token
+            return True
+        return False
+
+
+def _kind(value: object) -> str:
+    """What a bad argument is, for a message (its type, and what it holds if a sequence)."""
+    if isinstance(value, list | tuple):
+        inner = {type(item).__name__ for item in value}
+        return f"a {type(value).__name__} of {', '.join(sorted(inner)) or 'nothing'}"
+    return f"a {type(value).__name__}"

@@ -10,7 +10,9 @@ class Stats:
 
     Attributes:
         hits: tokens served from the near cache.
-        misses: calls that found no usable token and waited for a flight.
+        misses: calls that found no usable token in the near cache.
+        store_hits: tokens found in the store (written by another process, or by this
+            one before a restart) instead of fetched: a miss that cost no token request.
         fetches: requests made to the source (the token endpoint).
         refreshes_ahead: background refreshes started before expiry.
         fetch_errors: flights that failed.
@@ -29,6 +31,7 @@ class Stats:
         "refreshes_ahead",
         "stale_served",
         "store_errors",
+        "store_hits",
         "waits",
     )
 
@@ -42,6 +45,7 @@ class Stats:
         self.waits = 0
         self.lock_timeouts = 0
         self.store_errors = 0
+        self.store_hits = 0
 
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for logs, metrics, JSON)."""

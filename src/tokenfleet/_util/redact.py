@@ -1,11 +1,12 @@
-"""Secrets out of messages and logs: the one place text and URLs are redacted."""
+"""Secrets and outside text out of messages and logs: the one place text and URLs are
+redacted or cleaned."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "redact", "redact_url"]
+__all__ = ["REDACTED", "printable", "redact", "redact_url"]
 
 REDACTED = "[redacted]"
 
@@ -16,6 +17,13 @@ def redact(text: str, secrets: Iterable[str], mask: str = REDACTED) -> str:
         if value and value in text:
             text = text.replace(value, mask)
     return text
+
+
+def printable(text: str, limit: int = 300) -> str:
+    """At most ``limit`` characters, each printable: a CR, LF or escape sequence from a
+    server or a shared store must not forge log lines or reach a terminal."""
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
+    return cleaned + ("…" if len(text) > limit else "")
 
 
 def redact_url(url: str) -> str:
