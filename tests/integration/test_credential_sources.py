@@ -100,6 +100,27 @@ async def test_a_secret_rotated_on_disk_is_used_by_the_next_fetch(
         assert os.lstat(path).st_mtime_ns == lstat_before.st_mtime_ns
 
 
+@pytest.mark.parametrize("method", ["client_secret_post", "client_secret_jwt"])
+async def test_a_rotated_secret_file_works_for_every_secret_method(
+    idp: DevAuthServer, tmp_path: Path, method: str
+) -> None:
+    long_1, long_2 = "v1-" + "a" * 61, "v2-" + "b" * 61  # HS256 wants >= 32 bytes
+    idp.register_client(CLIENT, long_1, auth_methods=[method])
+    volume = ProjectedVolume(tmp_path)
+    volume.write({"client-secret": long_1 + "\n"})
+    async with ClientCredentials(
+        idp.token_url,
+        client_id=CLIENT,
+        client_secret=SecretFile(volume.path("client-secret")),
+        auth_method=method,  # type: ignore[arg-type]
+    ) as client:
+        await client.fetch_token()
+        idp.rotate_client_secret(CLIENT, long_2)
+        volume.write({"client-secret": long_2 + "\n"})
+        await client.fetch_token()
+    assert idp.token_requests(CLIENT) == idp.issued_tokens(CLIENT) == 2
+
+
 async def test_the_cached_path_never_touches_the_credential_file(
     idp: DevAuthServer, tmp_path: Path
 ) -> None:
