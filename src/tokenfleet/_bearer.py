@@ -98,8 +98,8 @@ class FirstOrigin:
     """Without any configured origin: the first origin asked for, and only that one.
 
     Trust on first use, as aiohttp's digest middleware does: a session that talks to one
-    API (the common case, and DESIGN.md's example) just works, and a session that talks
-    to several hosts does not hand the token to the others. A WARNING names the pinned
+    API (the common case, as in docs/integrations.md) just works, and a session that
+    talks to several hosts does not hand the token to the others. A WARNING names the pinned
     origin once, so the choice is visible; ``origins=`` makes it explicit.
     """
 

@@ -1,8 +1,9 @@
 """``ClientCredentials``: a token source that POSTs to the token endpoint (RFC 6749 §4.4).
 
-The thin I/O shell around ``_core``: it builds the request with ``_core`` and an
-``_auth_methods`` method, sends it with aiohttp, reads at most 1 MiB of answer, and retries
-transport errors, 5xx and 429 with full-jitter backoff inside one total timeout.
+The thin I/O shell around the sans-I/O ``request`` and ``response`` modules: it builds
+the request with ``request`` and an ``auth`` method, sends it with aiohttp, reads at most
+1 MiB of answer, and retries transport errors, 5xx and 429 with full-jitter backoff
+inside one total timeout.
 """
 
 from __future__ import annotations
