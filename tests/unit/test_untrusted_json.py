@@ -126,3 +126,20 @@ def _has_key(candidate: object, key: str) -> bool:
         return isinstance(candidate, Mapping) and key in candidate
     except TypeError:  # a mapping keyed by another type
         return False
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+async def test_malformed_token_error_chain_does_not_carry_the_token(where: int) -> None:
+    segments = [HEADER, PAYLOAD, b64(b"signature-bytes")]
+    segments[where] = segments[where][:-2] + "é" + segments[where][-1]  # not ASCII
+    token = ".".join(segments)
+    async with JWTVerifier(
+        issuer="http://127.0.0.1:9", audience=None, jwks_url="http://127.0.0.1:9/jwks"
+    ) as verifier:
+        with pytest.raises(MalformedToken) as caught:
+            await verifier.verify(token)
+    error: BaseException | None = caught.value
+    while error is not None:  # UnicodeEncodeError.object would be the whole segment
+        for text in (repr(error), repr(getattr(error, "object", ""))):
+            assert segments[where][:-3] not in text
+        error = error.__cause__ or error.__context__

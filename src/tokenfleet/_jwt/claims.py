@@ -142,7 +142,10 @@ def split_jws(token: str, *, signature: bool = True) -> JWSParts:
         payload = load_object(_b64url(parts[1]))
         sig = _b64url(parts[2]) if signature else b""
     except (binascii.Error, ValueError, UntrustedJSONError):
-        raise MalformedToken("not a JWT: a segment is not base64url-encoded JSON object") from None
+        header = None  # raised below, outside the handler: a UnicodeEncodeError as our
+        # __context__ would keep the whole segment in its ``object``
+    if header is None:
+        raise MalformedToken("not a JWT: a segment is not base64url-encoded JSON object")
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii") if signature else b""
     return JWSParts(header, payload, signing_input, sig)
 
