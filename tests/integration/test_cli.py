@@ -38,13 +38,25 @@ def base_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@pytest.fixture
-def env(idp: DevAuthServer) -> dict[str, str]:
+def cli_env(idp: DevAuthServer) -> dict[str, str]:
+    """The environment that points the CLI at ``idp`` as the test client."""
     return base_env(
         TOKENFLEET_TOKEN_URL=idp.token_url,
         TOKENFLEET_CLIENT_ID=CLIENT,
         TOKENFLEET_CLIENT_SECRET=SECRET,
     )
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The CLI's error output, which must be a single line."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def env(idp: DevAuthServer) -> dict[str, str]:
+    return cli_env(idp)
 
 
 def tokenfleet(

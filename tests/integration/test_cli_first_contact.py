@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli import CLIENT, SECRET, TIMEOUT, base_env, tokenfleet
+from test_cli import CLIENT, SECRET, TIMEOUT, base_env, cli_env, one_error_line, tokenfleet
 
+from redis_server import free_port
 from tokenfleet.testing import DevAuthServer
 
 
@@ -31,23 +32,7 @@ def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
 
 @pytest.fixture
 def env(idp: DevAuthServer) -> dict[str, str]:
-    return base_env(
-        TOKENFLEET_TOKEN_URL=idp.token_url,
-        TOKENFLEET_CLIENT_ID=CLIENT,
-        TOKENFLEET_CLIENT_SECRET=SECRET,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return cli_env(idp)
 
 
 # ------------------------------------------------------------------ exit codes and lines
@@ -59,7 +44,7 @@ def test_no_token_endpoint_at_the_path_is_a_configuration_error(
 ) -> None:
     result = tokenfleet("token", env={**env, "TOKENFLEET_TOKEN_URL": idp.url + path})
     assert result.returncode == 2, result.stderr
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "no token endpoint at this path" in line
     assert "--issuer" in line and "issuer=" not in line
 
@@ -70,21 +55,21 @@ def test_no_token_endpoint_at_the_path_is_a_configuration_error(
 def test_invalid_port_or_malformed_url_is_exit_2(env: dict[str, str], url: str) -> None:
     result = tokenfleet("token", env={**env, "TOKENFLEET_TOKEN_URL": url})
     assert result.returncode == 2, result.stderr
-    assert "--token-url" in _one_error_line(result)
+    assert "--token-url" in one_error_line(result)
 
 
 def test_https_to_a_plain_http_port_gets_a_hint(idp: DevAuthServer, env: dict[str, str]) -> None:
     url = idp.token_url.replace("http://", "https://")
     result = tokenfleet("token", "--timeout", "5", env={**env, "TOKENFLEET_TOKEN_URL": url})
     assert result.returncode == 4, result.stderr
-    assert "speaks plain HTTP" in _one_error_line(result)
+    assert "speaks plain HTTP" in one_error_line(result)
 
 
 def test_messages_name_flags_not_python_arguments(env: dict[str, str]) -> None:
     url = "http://idp.example.com/token"
     result = tokenfleet("token", env={**env, "TOKENFLEET_TOKEN_URL": url})
     assert result.returncode == 2
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "--allow-insecure-http" in line
     assert "allow_insecure_http" not in line and "token_url" not in line
 
@@ -92,24 +77,24 @@ def test_messages_name_flags_not_python_arguments(env: dict[str, str]) -> None:
 def test_long_messages_are_not_cut_mid_word(env: dict[str, str]) -> None:
     url = "http://127.0.0.1:1/" + "word-" * 120
     result = tokenfleet("token", "--timeout", "2", env={**env, "TOKENFLEET_TOKEN_URL": url})
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert line.endswith(" …") or len(line) < 500
 
 
 def test_token_with_the_store_down_says_so(env: dict[str, str]) -> None:
-    store = f"redis://127.0.0.1:{_free_port()}/0"
+    store = f"redis://127.0.0.1:{free_port()}/0"
     result = tokenfleet("token", "--store", store, env=env)
     assert result.returncode == 4, result.stderr
-    line = _one_error_line(result)
+    line = one_error_line(result)
     assert "store" in line and "127.0.0.1" in line
     assert result.stdout == ""
 
 
 def test_demo_with_the_store_down_says_so() -> None:
-    store = f"redis://127.0.0.1:{_free_port()}/0"
+    store = f"redis://127.0.0.1:{free_port()}/0"
     result = tokenfleet("demo", "--workers", "1", "--duration", "1", "--store", store)
     assert result.returncode == 4, result.stdout + result.stderr
-    assert "store" in _one_error_line(result)
+    assert "store" in one_error_line(result)
 
 
 def test_check_with_nothing_configured_lists_every_missing_setting() -> None:
@@ -149,7 +134,7 @@ def test_serve_port_in_use_or_out_of_range_is_exit_2() -> None:
         port = str(taken.getsockname()[1])
         in_use = tokenfleet("serve", "--port", port)
     assert in_use.returncode == 2
-    assert "in use" in _one_error_line(in_use) and "--port" in in_use.stderr
+    assert "in use" in one_error_line(in_use) and "--port" in in_use.stderr
     out_of_range = tokenfleet("serve", "--port", "70000")
     assert out_of_range.returncode == 2
     assert "65535" in out_of_range.stderr

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from test_cli import CLIENT, SECRET, base_env
+from test_cli import CLIENT, SECRET, cli_env
 
 import tokenfleet as tf
 from helpers import pem_pair
@@ -37,11 +37,7 @@ def idp(threaded_idp: DevAuthServer) -> DevAuthServer:
 
 @pytest.fixture
 def env(idp: DevAuthServer) -> dict[str, str]:
-    return base_env(
-        TOKENFLEET_TOKEN_URL=idp.token_url,
-        TOKENFLEET_CLIENT_ID=CLIENT,
-        TOKENFLEET_CLIENT_SECRET=SECRET,
-    )
+    return cli_env(idp)
 
 
 # ------------------------------------------------------------------ from_env (library)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 import helpers
+from redis_server import free_port
 from tokenfleet import (
     FileStore,
     FleetCooldown,
@@ -44,10 +44,7 @@ NO_JITTER = Refresh(jitter=0)
 
 
 def dead_redis_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"  # nothing listens there any more
+    return f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there any more
 
 
 @pytest.mark.parametrize(
