@@ -204,3 +204,26 @@ def test_certificate_needs_private_key_jwt_and_a_certificate() -> None:
         tf.ClientCredentials(
             "https://idp.example.com/token", client_id="c", private_key=private, certificate="x"
         )
+
+
+async def test_from_env_certificate_file(idp: DevAuthServer, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = pem_pair(key)
+    (tmp_path / "key.pem").write_bytes(private)
+    (tmp_path / "cert.pem").write_bytes(_self_signed(key))
+    idp.register_client("entra-env", public_key=public, auth_methods=["private_key_jwt"])
+    variables = {
+        "TOKENFLEET_TOKEN_URL": idp.token_url,
+        "TOKENFLEET_CLIENT_ID": "entra-env",
+        "TOKENFLEET_PRIVATE_KEY_FILE": str(tmp_path / "key.pem"),
+        "TOKENFLEET_CERTIFICATE_FILE": str(tmp_path / "cert.pem"),
+    }
+    async with tf.ClientCredentials.from_env(env=variables) as client:
+        form: list[tuple[str, str]] = []
+        await client._auth.apply(form, {}, idp.token_url)
+        assert "x5t#S256" in jwt.get_unverified_header(dict(form)["client_assertion"])
+        await client.fetch_token()
+    with pytest.raises(tf.ConfigurationError, match="TOKENFLEET_CERTIFICATE_FILE"):
+        tf.ClientCredentials.from_env(
+            env={**variables, "TOKENFLEET_CERTIFICATE_FILE": str(tmp_path / "missing.pem")}
+        )

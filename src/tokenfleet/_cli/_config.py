@@ -87,6 +87,12 @@ def add_client_options(parser: argparse.ArgumentParser, *, store: bool = True) -
         metavar="PATH",
         help="PEM key for private_key_jwt [TOKENFLEET_PRIVATE_KEY_FILE]",
     )
+    add(
+        "--certificate-file",
+        metavar="PATH",
+        help="PEM certificate of that key: sent as its x5t#S256 thumbprint, as Microsoft "
+        "Entra ID needs [TOKENFLEET_CERTIFICATE_FILE]",
+    )
     add("--ca-file", metavar="PATH", help="CA bundle to trust for https [TOKENFLEET_CA_FILE]")
     add(
         "--cert-file",
@@ -128,6 +134,7 @@ FLAGS: dict[str, str] = {
     "client_secret_file": "--client-secret-file PATH",
     "auth_method": "--auth-method METHOD",
     "private_key_file": "--private-key-file PATH",
+    "certificate_file": "--certificate-file PATH",
     "cert_file": "--cert-file PATH",
     "store": "--store URL",
 }

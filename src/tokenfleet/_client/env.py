@@ -44,6 +44,7 @@ VARIABLES: dict[str, str] = {
     "audience": "AUDIENCE",
     "resource": "RESOURCE",
     "private_key_file": "PRIVATE_KEY_FILE",
+    "certificate_file": "CERTIFICATE_FILE",
     "ca_file": "CA_FILE",
     "cert_file": "CERT_FILE",
     "key_file": "KEY_FILE",
@@ -73,6 +74,7 @@ class Settings:
     key_file: str | None
     store: str | None
     timeout: float | None = None
+    certificate_file: str | None = None
     allow_insecure_http: bool = False
     prefix: str = "TOKENFLEET_"
     flags: Mapping[str, str] = field(default_factory=dict)
@@ -129,6 +131,7 @@ def read_settings(
         key_file=pick("key_file"),
         store=pick("store"),
         timeout=None if timeout is None else float(timeout),
+        certificate_file=pick("certificate_file"),
         allow_insecure_http=bool(given.get("allow_insecure_http", False)),
         prefix=prefix,
         flags=dict(flags or {}),
@@ -221,6 +224,20 @@ def client_kwargs(settings: Settings) -> dict[str, Any]:
         "ssl_context": ssl_context_of(settings),
         "allow_insecure_http": settings.allow_insecure_http,
     }
+    if settings.certificate_file:
+        kwargs["certificate"] = _read_certificate(settings)
     if settings.timeout is not None:
         kwargs["timeout"] = settings.timeout
     return kwargs
+
+
+def _read_certificate(settings: Settings) -> bytes:
+    """The certificate is public: read once, here (a new one comes with a new key)."""
+    path = settings.certificate_file or ""
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the certificate file {path!r} ({settings.where('certificate_file')}):"
+            f" {exc.strerror or type(exc).__name__}"
+        ) from None
