@@ -16,6 +16,7 @@ from .._exceptions import ConfigurationError
 from ._crypto import AesGcmCipher as AesGcmCipher
 from ._protocol import FleetStore as FleetStore
 from ._protocol import TokenStore as TokenStore
+from ._protocol import WaitingStore as WaitingStore
 from .file import FileStore as FileStore
 from .memory import MemoryStore as MemoryStore
 
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryStore",
     "RedisStore",
     "TokenStore",
+    "WaitingStore",
     "store_from_url",
 ]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 from .._models import Token
 
-__all__ = ["FleetStore", "TokenStore"]
+__all__ = ["FleetStore", "TokenStore", "WaitingStore"]
 
 
 @runtime_checkable
@@ -74,5 +74,28 @@ class FleetStore(TokenStore, Protocol):
         Runs until the store is closed, then ends. Backend outages are retried with a
         bounded backoff and never raised to the consumer; invalidations published during
         an outage may be lost (the token then ages out as usual).
+        """
+        ...
+
+
+@runtime_checkable
+class WaitingStore(TokenStore, Protocol):
+    """A store whose lock waiters also watch for the token another process is fetching.
+
+    A waiter of :meth:`TokenStore.lock` learns that the token exists only once it wins
+    the lock; with many waiters they win one at a time (a convoy). A ``TokenManager``
+    whose store has :meth:`lock_or_token` uses it instead, so every waiter is served
+    as soon as the token lands. Stores without it keep working through ``lock``.
+    """
+
+    def lock_or_token(
+        self, key: str, timeout: float, accept: Callable[[Token], bool]
+    ) -> AbstractAsyncContextManager[bool | Token]:
+        """Like :meth:`TokenStore.lock`, but may end the wait with the token instead.
+
+        Yields ``True`` (the lock is held), ``False`` (still held by someone else after
+        ``timeout`` seconds) or a :class:`~tokenfleet.Token` stored under ``key`` while
+        waiting that ``accept(token)`` approved (the lock is then not held). Raises
+        ``StoreError`` if the backend cannot be reached.
         """
         ...

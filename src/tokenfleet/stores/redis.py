@@ -8,6 +8,7 @@ slot (a cache key that already starts with ``<prefix>:`` is not given the prefix
     <prefix>:{<key>}:lock       the single-flight lock (SET NX PX, random owner)
     <prefix>:{<key>}:cooldown   the fleet-wide cooldown (SET PX until-now)
     <prefix>:invalidate         the pub/sub channel of invalidations
+    <prefix>:released           the pub/sub channel that wakes lock waiters (see _redis_lock)
 
 On a Redis Cluster the invalidation channel is classic pub/sub, not sharded
 (``SSUBSCRIBE``): a classic ``PUBLISH`` reaches every node over the cluster bus, so a
@@ -28,8 +29,8 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 import msgspec
@@ -55,6 +56,7 @@ from ._redis_clients import (
     is_plain,
     wrong_mode,
 )
+from ._redis_lock import Lease, Waiters, released_key
 
 __all__ = ["RedisStore"]
 
@@ -71,21 +73,10 @@ if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
 end
 return 0
 """
-# KEYS[1] lock key; ARGV[1] our owner value (as redis-py's asyncio/lock.py releases).
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-# KEYS[1] lock key; ARGV[1] our owner value; ARGV[2] the new TTL in ms.
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
 _RECONNECT_MIN, _RECONNECT_MAX = 0.1, 5.0  # pub/sub reconnect backoff (seconds)
+# An idle pub/sub connection waits this long per read: a short read timeout costs every
+# idle process a wake-up per read (1,000 members at 0.2 s burned a quarter of a core).
+_IDLE_READ = 30.0
 
 
 class RedisStore:
@@ -98,9 +89,9 @@ class RedisStore:
             ``RedisCluster`` client. A client built from a URL is owned and closed by
             :meth:`aclose`; a client passed in is not.
         prefix: namespace of every key and of the invalidation channel.
-        lock_poll_initial: first backoff (seconds) of a lock waiter's polling.
-        lock_poll_max: longest backoff of that polling, so a waiter learns within
-            ``lock_poll_max`` that the lock is free.
+        lock_poll_initial: first backoff (seconds) of a lock waiter's polling while the
+            store's pub/sub connection is not up (once it is, a release wakes waiters).
+        lock_poll_max: longest backoff of that polling (each pause is jittered).
         lock_lease: TTL (seconds) of a held lock, renewed every third of it while the
             holder lives.
         op_timeout: upper bound (seconds) of any one Redis call, also for clients
@@ -108,11 +99,13 @@ class RedisStore:
         cipher: encryption at rest, e.g. :class:`~tokenfleet.AesGcmCipher`; default none.
 
     The lock is a lease: ``SET NX PX lock_lease`` with a random owner, extended every
-    ``lock_lease / 3`` by the holder (a compare-and-expire script), released by a
-    compare-and-delete script. A live holder keeps it however long its fetch takes (the
-    ``TokenManager`` bounds that by its fetch timeout); a holder killed with SIGKILL
-    stops renewing, so its lock vanishes within ``lock_lease`` and one waiter takes over
-    while the others keep waiting for the token it fetches.
+    ``lock_lease / 3`` after the last successful renewal by the holder (a
+    compare-and-expire script, retried at once if it fails), released by a
+    compare-and-delete script that also wakes the waiters. A live holder keeps it
+    however long its fetch takes (the ``TokenManager`` bounds that by its fetch timeout);
+    a holder killed with SIGKILL stops renewing, so its lock vanishes within
+    ``lock_lease`` and one waiter takes over while the others keep waiting for the token
+    it fetches. Waiters read the token when woken (see :meth:`lock_or_token`).
     """
 
     def __init__(
@@ -152,13 +145,19 @@ class RedisStore:
             )
         check_client(self._client)
         self.prefix = prefix
-        self._poll = (lock_poll_initial, lock_poll_max)
         self.lock_lease = lock_lease
         self._op_timeout = op_timeout
         self._codec = _codec.Codec(f"RedisStore({self._where})", cipher=cipher)
         self._compare_and_delete = self._client.register_script(_COMPARE_AND_DELETE)
-        self._release = self._client.register_script(_RELEASE)
-        self._extend = self._client.register_script(_EXTEND)
+        self._waiters = Waiters()
+        self._lease = Lease(
+            self._client,
+            self._run,
+            names=self._lock_names,
+            lease=lock_lease,
+            poll=(lock_poll_initial, lock_poll_max),
+            waiters=self._waiters,
+        )
         self._closed = asyncio.Event()
         # A plain client's server is asked once what it is (a cluster node or a sentinel
         # given a redis:// URL would otherwise fail open, silently, on every call).
@@ -175,6 +174,14 @@ class RedisStore:
     def channel(self) -> str:
         """The pub/sub channel of invalidations."""
         return f"{self.prefix}:invalidate"
+
+    @property
+    def released_channel(self) -> str:
+        """The pub/sub channel on which a lock release wakes that key's waiters."""
+        return f"{self.prefix}:released"
+
+    def _lock_names(self, key: str) -> tuple[str, str, bytes]:
+        return self._key(key, ":lock"), self.released_channel, msgspec.msgpack.encode(key)
 
     async def _run(self, op: str, call: Awaitable[T]) -> T:
         """Await one Redis call, bounded by ``op_timeout``; failures become ``StoreError``.
@@ -257,64 +264,44 @@ class RedisStore:
 
     # ------------------------------------------------------------------ the fleet lock
 
-    @asynccontextmanager
-    async def lock(self, key: str, timeout: float) -> AsyncIterator[bool]:
-        """``SET lock owner NX PX``, polled with backoff; yields whether it was acquired.
+    def lock(self, key: str, timeout: float) -> AbstractAsyncContextManager[bool]:
+        """``SET lock owner NX PX``, retried when released or polled; yields whether held.
 
         Raises:
             StoreError: Redis cannot be reached (the caller fetches without waiting).
         """
-        lock_key, owner = self._key(key, ":lock"), secrets.token_hex(16)
-        acquired = await self._acquire(lock_key, owner, timeout)
-        renewer = asyncio.create_task(self._renew(lock_key, owner)) if acquired else None
+        return self._locked(key, timeout, None)  # type: ignore[return-value]
+
+    def lock_or_token(
+        self, key: str, timeout: float, accept: Callable[[Token], bool]
+    ) -> AbstractAsyncContextManager[bool | Token]:
+        """Like :meth:`lock`, but a waiter woken by a release (or its poll timer) first
+        reads the token, and ends the wait with it if ``accept(token)``.
+
+        Raises:
+            StoreError: Redis cannot be reached (the caller fetches without waiting).
+        """
+        return self._locked(key, timeout, accept)
+
+    @asynccontextmanager
+    async def _locked(
+        self, key: str, timeout: float, accept: Callable[[Token], bool] | None
+    ) -> AsyncIterator[bool | Token]:
+        async def read() -> Token | None:
+            token = await self.get(key)
+            return token if token is not None and accept is not None and accept(token) else None
+
+        owner = secrets.token_hex(16)
+        outcome = await self._lease.acquire(key, owner, timeout, read if accept else None)
+        if not isinstance(outcome, float):
+            yield False if outcome is None else outcome
+            return
+        renewer = asyncio.create_task(self._lease.keep(self._key(key, ":lock"), owner, outcome))
         try:
-            yield acquired
+            yield True
         finally:
-            if renewer is not None:
-                await cancel_and_wait([renewer])
-            if acquired:
-                await self._unlock(lock_key, owner)
-
-    async def _renew(self, lock_key: str, owner: str) -> None:
-        """Keep extending our lease while we hold the lock (a Redisson-style watchdog)."""
-        while True:
-            await asyncio.sleep(self.lock_lease / 3)
-            try:
-                async with asyncio.timeout(self.lock_lease / 3):
-                    call = self._extend(keys=[lock_key], args=[owner, _ms(self.lock_lease)])
-                    if not await self._run("lock renew", call):
-                        logger.debug("tokenfleet: lost the lock %s before renewing it", lock_key)
-                        return
-            except (StoreError, TimeoutError) as exc:
-                # Keep trying: one slow or failed renewal must not let a live lease lapse.
-                logger.debug("tokenfleet: lock renewal failed (%s); retrying", exc)
-
-    async def _acquire(self, lock_key: str, owner: str, timeout: float) -> bool:
-        ttl_ms = _ms(self.lock_lease)
-        deadline = time.monotonic() + max(timeout, 0.0)
-        delay = self._poll[0]
-        try:
-            while True:
-                call = self._client.set(lock_key, owner, nx=True, px=ttl_ms)
-                if await self._run("lock SET NX", call):
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                await asyncio.sleep(min(delay, remaining))
-                delay = min(delay * 2, self._poll[1])
-        except asyncio.CancelledError:
-            # Our SET may have reached Redis before the cancellation: release it now
-            # rather than leave the fleet waiting for its TTL.
-            await asyncio.shield(self._unlock(lock_key, owner))
-            raise
-
-    async def _unlock(self, lock_key: str, owner: str) -> None:
-        try:
-            await self._run("lock release", self._release(keys=[lock_key], args=[owner]))
-        except StoreError as exc:
-            # Not worth an error: the lock expires by its TTL.
-            logger.debug("tokenfleet: %s (the lock expires by itself)", exc)
+            await cancel_and_wait([renewer])
+            await self._lease.release(key, owner)
 
     # ------------------------------------------------------------------ cooldowns
 
@@ -358,12 +345,16 @@ class RedisStore:
         pubsub = await self._pubsub()
         try:
             async with asyncio.timeout(self._op_timeout):
-                await pubsub.subscribe(self.channel)
-            while not self._closed.is_set():
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
-                item = _invalidation(message)
-                if item is not None:
-                    yield item
+                await pubsub.subscribe(self.channel, self.released_channel)
+            with self._waiters.subscription():
+                async for message in self._messages(pubsub):
+                    key = released_key(message, self.released_channel)
+                    if key is not None:
+                        self._waiters.wake(key)
+                        continue
+                    item = _invalidation(message)
+                    if item is not None:
+                        yield item
         finally:
             await _quietly(pubsub.aclose())
 
@@ -377,6 +368,27 @@ class RedisStore:
         async with asyncio.timeout(self._op_timeout):
             await client.initialize()
         return client.pubsub(node=client.get_random_node())
+
+    async def _messages(self, pubsub: Any) -> AsyncIterator[Any]:
+        """Messages as they come; an idle connection costs one wake-up per ``_IDLE_READ``.
+
+        Each read races the store's closing, so :meth:`aclose` ends the iteration at once.
+        """
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            while True:
+                read = asyncio.ensure_future(
+                    pubsub.get_message(ignore_subscribe_messages=True, timeout=_IDLE_READ)
+                )
+                await asyncio.wait((read, closed), return_when=asyncio.FIRST_COMPLETED)
+                if not read.done():
+                    await cancel_and_wait([read])
+                    return
+                message = read.result()
+                if message is not None:
+                    yield message
+        finally:
+            closed.cancel()
 
     # ------------------------------------------------------------------ lifecycle
 
