@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,7 +48,9 @@ async def test_one_slow_lease_renewal_does_not_let_a_second_owner_in(redis_url: 
     async with aioredis.Redis.from_url(redis_url) as client:
         renewals = slow_renewals(client, delay=LEASE, count=1)  # times out after LEASE/3
         holder = RedisStore(client, lock_lease=LEASE)
-        rival = RedisStore(redis_url, lock_lease=LEASE, lock_poll_initial=0.001, lock_poll_max=0.002)
+        rival = RedisStore(
+            redis_url, lock_lease=LEASE, lock_poll_initial=0.001, lock_poll_max=0.002
+        )
         try:
             async with holder.lock("k", timeout=1) as held:
                 assert held
