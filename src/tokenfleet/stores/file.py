@@ -7,29 +7,28 @@ One file per key, named by a hash of the key (keys may contain anything)::
     <sha256(key)[:40]>.cooldown   a fleet-wide cooldown
     <sha256(key)[:40]>.inv        the last invalidation (a tombstone other processes poll)
 
+The directory is opened once and every file is used relative to it (see :mod:`._files`).
 Writes are atomic (a 0600 temp file in the same directory, fsync, ``os.replace``), so a
 reader sees the old file or the new one, never a torn one. Expiry: the envelope carries
 the absolute deadline the store's ``ttl`` gave; a file past it is a miss (it stays on
 disk until the key is written again: one small file per key).
 
-Reads, ``stat`` and ``flock`` are small and done inline on the event loop; writes, which
-``fsync``, run in the default thread pool (bounded by its size).
+Reads, ``fstat`` and ``flock`` are small and done inline on the event loop; writes, which
+``fsync``, and scans of the directory run in the default thread pool (bounded by its size).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import hashlib
 import logging
 import os
-import stat
-import tempfile
+import random
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import msgspec
@@ -37,13 +36,17 @@ import msgspec
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
 from . import _codec
+from ._files import Directory
 
 __all__ = ["FileStore", "default_directory"]
 
 logger = logging.getLogger("tokenfleet")
 
-_MAX_FILE = 1 << 20  # a token file is a few KB; anything bigger is not ours
-_INVALIDATION_POLL = 0.2  # seconds between two scans for tombstones
+_INVALIDATION_POLL = 0.2  # seconds between two looks for new tombstones
+# A directory modified this recently is scanned at every poll: its mtime may not have
+# ticked for a change made in the same clock tick as our last look.
+_SETTLE = 2.0
+_TOMBSTONE_TTL = 60.0  # seconds; every live process has long seen a tombstone by then
 
 
 def default_directory() -> Path:
@@ -67,9 +70,10 @@ class FileStore:
         cipher: encryption at rest, e.g. :class:`~tokenfleet.AesGcmCipher`; default none.
 
     Raises:
-        ConfigurationError: the directory cannot be created, is not a directory, is
-            owned by another user, or is writable by group or others (anyone who can write
-            there could plant tokens).
+        ConfigurationError: the directory cannot be created, is a symlink or not a
+            directory, is owned by another user, is writable by group or others (anyone
+            who can write there could plant tokens), or has a parent writable by others
+            without the sticky bit.
     """
 
     def __init__(
@@ -83,14 +87,17 @@ class FileStore:
         if not 0 < lock_poll_initial <= lock_poll_max:
             raise ConfigurationError("FileStore needs 0 < lock_poll_initial <= lock_poll_max")
         self.path = Path(path).expanduser() if path is not None else default_directory()
-        _prepare_directory(self.path)
+        self._dir = Directory(self.path)
         self._poll = (lock_poll_initial, lock_poll_max)
         self._codec = _codec.Codec(f"FileStore({self.path})", cipher=cipher)
         self._closed = asyncio.Event()
 
+    def _name(self, key: str, suffix: str) -> str:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+        return f"{digest}{suffix}"
+
     def _file(self, key: str, suffix: str) -> Path:
-        name = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:40]
-        return self.path / f"{name}{suffix}"
+        return self.path / self._name(key, suffix)
 
     # ------------------------------------------------------------------ tokens
 
@@ -101,66 +108,87 @@ class FileStore:
 
     async def get(self, key: str) -> Token | None:
         """The live token under ``key``, or ``None`` (missing, expired or unreadable)."""
-        data = _read(self._file(key, ".tok"))
+        data = self._dir.read(self._name(key, ".tok"))
         return None if data is None else self._codec.decode(data, key)
 
     async def set(self, key: str, token: Token, ttl: float) -> None:
         """Write ``token`` atomically, valid for ``ttl`` seconds."""
-        target = self._file(key, ".tok")
+        target = self._name(key, ".tok")
         if ttl <= 0:
-            _unlink(target)
+            self._dir.unlink(target)
             return
         data = self._codec.encode(token, time.time() + ttl, key)
-        await asyncio.to_thread(_write_atomic, target, data)
+        await asyncio.to_thread(self._dir.write_atomic, target, data)
 
     async def delete(self, key: str, token: Token | None = None) -> bool:
         """Delete ``key`` (only if it holds ``token``); leave a tombstone for the others."""
-        deleted = _compare_and_unlink(self._file(key, ".tok"), token)
+        name = self._name(key, ".tok")
+        if token is None:
+            deleted = self._dir.unlink(name)
+        else:
+            deleted = self._dir.unlink_if(name, _codec.header(token.fingerprint))
         fp = "*" if token is None else token.fingerprint
         tombstone = msgspec.msgpack.encode(_Tombstone(key, fp))
-        await asyncio.to_thread(_write_atomic, self._file(key, ".inv"), tombstone)
+        await asyncio.to_thread(self._dir.write_atomic, self._name(key, ".inv"), tombstone)
         return deleted
 
     # ------------------------------------------------------------------ the fleet lock
 
-    @asynccontextmanager
-    async def lock(self, key: str, timeout: float) -> AsyncIterator[bool]:
-        """``flock(LOCK_EX | LOCK_NB)`` polled with backoff; yields whether it was acquired.
+    def lock(self, key: str, timeout: float) -> AbstractAsyncContextManager[bool]:
+        """``flock(LOCK_EX | LOCK_NB)`` polled with jittered backoff; yields whether held.
 
         The OS releases the lock when its holder exits, however it dies.
         """
-        path = self._file(key, ".lock")
+        return self._locked(key, timeout, None)  # type: ignore[return-value]
+
+    def lock_or_token(
+        self, key: str, timeout: float, accept: Callable[[Token], bool]
+    ) -> AbstractAsyncContextManager[bool | Token]:
+        """Like :meth:`lock`, but each poll first reads the token file, and the wait ends
+        with the token as soon as one is there that ``accept(token)`` approves."""
+        return self._locked(key, timeout, accept)
+
+    @asynccontextmanager
+    async def _locked(
+        self, key: str, timeout: float, accept: Callable[[Token], bool] | None
+    ) -> AsyncIterator[bool | Token]:
+        fd = self._dir.open_lock(self._name(key, ".lock"))
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise _store_error("open the lock file", path, exc) from exc
-        try:
-            yield await self._acquire(fd, path, timeout)
+            yield await self._acquire(fd, key, timeout, accept)
         finally:
             os.close(fd)  # releases the flock, if held
 
-    async def _acquire(self, fd: int, path: Path, timeout: float) -> bool:
+    async def _acquire(
+        self, fd: int, key: str, timeout: float, accept: Callable[[Token], bool] | None
+    ) -> bool | Token:
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = self._poll[0]
+        first = True
         while True:
+            if accept is not None and not first:  # the caller has just read it
+                token = await self.get(key)
+                if token is not None and accept(token):
+                    return token
+            first = False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
                 pass
             except OSError as exc:
-                raise _store_error("lock", path, exc) from exc
+                raise self._dir.error("lock", self._name(key, ".lock"), exc) from exc
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            await asyncio.sleep(min(delay, remaining))
+            # Jittered, so that waiters that started together do not poll together.
+            await asyncio.sleep(min(random.uniform(0.5, 1.5) * delay, remaining))  # noqa: S311
             delay = min(delay * 2, self._poll[1])
 
     # ------------------------------------------------------------------ cooldowns
 
     async def get_cooldown(self, key: str) -> tuple[float, str] | None:
         """``(until, reason)`` of the cooldown for ``key``, or ``None``."""
-        data = _read(self._file(key, ".cooldown"))
+        data = self._dir.read(self._name(key, ".cooldown"))
         entry = None if data is None else _codec.decode_cooldown(data)
         if entry is None or entry.until <= time.time():
             return None
@@ -169,39 +197,49 @@ class FileStore:
     async def set_cooldown(self, key: str, until: float, reason: str) -> None:
         """Record a cooldown for ``key`` until ``until`` (read as none from then on)."""
         data = _codec.encode_cooldown(until, reason)
-        await asyncio.to_thread(_write_atomic, self._file(key, ".cooldown"), data)
+        await asyncio.to_thread(self._dir.write_atomic, self._name(key, ".cooldown"), data)
 
     # ------------------------------------------------------------------ invalidations
 
     async def invalidations(self) -> AsyncIterator[tuple[str, str]]:
         """``(key, fingerprint)`` of each tombstone written after the iteration started.
 
-        Polls the directory every 0.2 s; a tombstone rewritten twice between two polls
-        is seen once (its latest invalidation). Ends when the store is closed.
+        Looks every 0.2 s whether the directory changed (one ``fstat``), and only then
+        scans it, in a thread; a tombstone rewritten twice between two scans is seen once
+        (its latest invalidation). Tombstones older than a minute are deleted by the
+        scan. Ends when the store is closed.
         """
-        seen = self._tombstones()
+        seen = await self._tombstones()
+        looked = self._dir.modified()
         while not self._closed.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_INVALIDATION_POLL):
                     await self._closed.wait()
-            current = self._tombstones()
-            for path, version in current.items():
-                if seen.get(path) != version:
-                    item = _read_tombstone(path)
+            modified = self._dir.modified()
+            if modified == looked and time.time() - modified / 1e9 > _SETTLE:
+                continue  # the idle case: nothing was created or renamed in the directory
+            looked = modified
+            current = await self._tombstones()
+            for name, version in current.items():
+                if seen.get(name) != version:
+                    item = self._read_tombstone(name)
                     if item is not None:
                         yield item
             seen = current
 
-    def _tombstones(self) -> dict[Path, tuple[int, int]]:
-        """Each tombstone with its (inode, mtime): ``os.replace`` gives a new inode."""
-        found: dict[Path, tuple[int, int]] = {}
-        with contextlib.suppress(OSError):  # an unreadable directory: nothing this round
-            for entry in os.scandir(self.path):
-                if entry.name.endswith(".inv"):
-                    with contextlib.suppress(OSError):
-                        info = entry.stat(follow_symlinks=False)
-                        found[Path(entry.path)] = (info.st_ino, info.st_mtime_ns)
-        return found
+    async def _tombstones(self) -> dict[str, tuple[int, int]]:
+        prune_before = time.time() - _TOMBSTONE_TTL
+        return await asyncio.to_thread(self._dir.versions, ".inv", prune_before)
+
+    def _read_tombstone(self, name: str) -> tuple[str, str] | None:
+        try:
+            data = self._dir.read(name)
+            if data is None:
+                return None
+            tombstone = msgspec.msgpack.decode(data, type=_Tombstone)
+        except (StoreError, msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        return tombstone.key, tombstone.fp
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -211,125 +249,3 @@ class FileStore:
 
     def __repr__(self) -> str:
         return f"FileStore({str(self.path)!r})"
-
-
-# ---------------------------------------------------------------------- file helpers
-
-
-def _prepare_directory(path: Path) -> None:
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.stat(path)
-    except OSError as exc:
-        raise ConfigurationError(f"FileStore: cannot create directory {path}: {exc}") from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise ConfigurationError(f"FileStore: {path} is not a directory")
-    if info.st_uid != os.geteuid():
-        raise ConfigurationError(
-            f"FileStore: {path} is owned by uid {info.st_uid}, not by this user "
-            f"(uid {os.geteuid()}); use a directory of your own"
-        )
-    if info.st_mode & 0o022:
-        raise ConfigurationError(
-            f"FileStore: {path} is writable by group or others (mode "
-            f"{stat.S_IMODE(info.st_mode):o}); run `chmod 700 {path}` or choose another"
-        )
-
-
-def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
-    reason = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
-    return StoreError(f"FileStore: cannot {action} {path} ({reason}: {exc.strerror or exc})")
-
-
-def _read(path: Path) -> bytes | None:
-    """The file's bytes, ``None`` if it does not exist; ``StoreError`` on other failures."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _store_error("read", path, exc) from exc
-    with os.fdopen(fd, "rb") as file:
-        try:
-            return file.read(_MAX_FILE + 1)
-        except OSError as exc:
-            raise _store_error("read", path, exc) from exc
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; a failure leaves no temp file behind."""
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")  # mode 0600
-    except OSError as exc:
-        raise _store_error("write", path, exc) from exc
-    try:
-        with _removing_on_error(tmp), os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-            os.replace(tmp, path)
-    except OSError as exc:
-        raise _store_error("write", path, exc) from exc
-
-
-@contextlib.contextmanager
-def _removing_on_error(tmp: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _unlink(path: Path) -> bool:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise _store_error("delete", path, exc) from exc
-    return True
-
-
-def _compare_and_unlink(path: Path, token: Token | None) -> bool:
-    """Delete ``path``; with ``token``, only if the file still holds that token.
-
-    The check and the unlink are not one atomic step: the file is first moved aside
-    (atomically), checked there, and put back with ``os.link`` if it holds another token
-    (unless a newer file arrived meanwhile, which then wins).
-    """
-    if token is None:
-        return _unlink(path)
-    header = _codec.header(token.fingerprint)
-    data = _read(path)
-    if data is None or not data.startswith(header):
-        return False  # the common case: nothing to move
-    aside = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.del")
-    try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        raise _store_error("delete", path, exc) from exc
-    try:
-        moved = _read(aside) or b""
-        if moved.startswith(header):
-            return True
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, path)
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(aside)
-
-
-def _read_tombstone(path: Path) -> tuple[str, str] | None:
-    try:
-        data = _read(path)
-        if data is None:
-            return None
-        tombstone = msgspec.msgpack.decode(data, type=_Tombstone)
-    except (StoreError, msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    return tombstone.key, tombstone.fp
