@@ -24,7 +24,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -47,6 +47,7 @@ class Results:
         self.calls = 0
         self.misses = 0
         self.max_latency = 0.0
+        self.served_at: float | None = None  # wall time of the first token handed out
 
     def error(self, exc: BaseException) -> None:
         self.error_count += 1
@@ -85,6 +86,15 @@ class ReportingStore:
                 print("LOCKED", flush=True)  # noqa: T201
             yield acquired
 
+    @asynccontextmanager
+    async def lock_or_token(
+        self, key: str, timeout: float, accept: Callable[[Token], bool]
+    ) -> AsyncIterator[bool | Token]:
+        async with self._inner.lock_or_token(key, timeout, accept) as outcome:  # type: ignore[attr-defined]
+            if outcome is True:
+                print("LOCKED", flush=True)  # noqa: T201
+            yield outcome
+
 
 async def ask(manager: TokenManager, results: Results, late_after: float) -> Token | None:
     started = time.monotonic()
@@ -99,6 +109,7 @@ async def ask(manager: TokenManager, results: Results, late_after: float) -> Tok
         results.expired += 1
     results.tokens.add(token.fingerprint)
     results.first = results.first or token.fingerprint
+    results.served_at = results.served_at or time.time()
     if time.monotonic() >= late_after:
         results.late.add(token.fingerprint)
     return token

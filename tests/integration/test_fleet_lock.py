@@ -7,13 +7,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from tokenfleet import Token
-from tokenfleet.stores import RedisStore
+from tokenfleet import ClientCredentials, Token, TokenManager
+from tokenfleet.stores import MemoryStore, RedisStore
+from tokenfleet.testing import DevAuthServer
 
 LEASE = 0.6
 
@@ -83,3 +85,54 @@ async def test_a_lease_that_really_ran_out_is_logged(
         finally:
             await rival.aclose()
             await holder.aclose()
+
+
+class PlainStore:
+    """A third-party store: the protocol's five methods, no ``lock_or_token``."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    async def get(self, key: str) -> Token | None:
+        return await self.inner.get(key)
+
+    async def set(self, key: str, token: Token, ttl: float) -> None:
+        await self.inner.set(key, token, ttl)
+
+    async def delete(self, key: str, token: Token | None = None) -> bool:
+        return await self.inner.delete(key, token)
+
+    def lock(self, key: str, timeout: float) -> AbstractAsyncContextManager[bool]:
+        return self.inner.lock(key, timeout)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_after_lock_timeout_the_store_is_read_again_before_fetching() -> None:
+    """The lock holder's token lands while we wait; its lock outlives our lock_timeout."""
+    async with DevAuthServer() as idp:
+        store = PlainStore()
+        client = ClientCredentials(
+            idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret
+        )
+        async with TokenManager(client, store=store, lock_timeout=0.5, close_store=False) as tm:
+            key = tm.cache_key()
+            holding, release = asyncio.Event(), asyncio.Event()
+
+            async def slow_holder() -> None:
+                async with store.lock(key, timeout=1) as held:
+                    assert held
+                    holding.set()
+                    await asyncio.sleep(0.2)
+                    await store.set(key, make_token("from-the-holder"), 60)
+                    await release.wait()  # still holding after our lock_timeout
+
+            holder = asyncio.create_task(slow_holder())
+            await holding.wait()
+            token = await tm.get_token()
+            release.set()
+            await holder
+        assert token.access_token == "from-the-holder"
+        assert idp.token_requests() == 0
+        assert tm.stats.lock_timeouts == 1
