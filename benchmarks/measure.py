@@ -18,6 +18,7 @@ from scenarios import (
     dpop_cost,
     expiry_herd,
     fleet,
+    fleet_scale,
     get_token_cost,
     tokenfleet_only,
     warm_overhead,
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "jwt": tokenfleet_only.jwt_costs,
     "dpop": dpop_cost.run,
     "credentials": credential_source.run,
+    "fleet_scale": fleet_scale.run,
 }
 
 
@@ -42,6 +44,9 @@ def main() -> None:
     scenario, *args = sys.argv[1:]
     if scenario == "fleet_worker":
         result = asyncio.run(fleet.worker(*args))
+    elif scenario == "fleet_scale_worker":
+        asyncio.run(fleet_scale.worker(*args))  # answers on stdout as it goes
+        return
     else:
         result = asyncio.run(SCENARIOS[scenario](**json.loads(args[0])))
     print(json.dumps(result))
