@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, AsyncExitStack
 from typing import Any
 
 from .._exceptions import FetchTimeout, InvalidClient, RateLimited, ServerError, StoreError
 from .._models import Token, unusable
 from .._source import TokenSource
 from .._util.bounded import BoundedDict
-from ..stores import TokenStore
+from ..stores import TokenStore, WaitingStore
 from .backoff import Backoff
 from .fleet import FleetSignals
 from .near import NearCache, Scopes
@@ -192,28 +193,36 @@ class Flights:
     ) -> Token:
         async with AsyncExitStack() as stack:
             try:
-                acquired = await stack.enter_async_context(
-                    self._store.lock(key, self.lock_timeout)
-                )
+                outcome = await stack.enter_async_context(self._lock(key, stale))
             except StoreError as exc:  # unreachable store: do not wait for a lock
                 return await self._without_store(exc, key, scopes, stale, ahead)
-            if not acquired:
+            if isinstance(outcome, Token):
+                self._stats.store_hits += 1
+                return outcome  # another process's token landed while we waited
+            if not outcome:
                 self._stats.lock_timeouts += 1
                 logger.warning(
                     "tokenfleet: waited %.1f s for another process's fetch of %s; "
-                    "fetching ourselves",
+                    "fetching ourselves unless its token is in the store by now",
                     self.lock_timeout,
                     key,
                 )
-            else:
-                token = await self.read_store(key, stale)
-                if token is not None:
-                    self._stats.store_hits += 1
-                    return token
+            # Holding the lock, or after lock_timeout: the token may have landed meanwhile.
+            token = await self.read_store(key, stale)
+            if token is not None:
+                self._stats.store_hits += 1
+                return token
             if self._fleet is not None:
                 await self._fleet.check_cooldown(key)
             return await self._fetch(key, scopes)
         raise AssertionError("unreachable")  # pragma: no cover - AsyncExitStack swallows nothing
+
+    def _lock(self, key: str, stale: Token | None) -> AbstractAsyncContextManager[bool | Token]:
+        """The store's lock; a waiting store also ends the wait when the token lands."""
+        if isinstance(self._store, WaitingStore):
+            accept = functools.partial(self._usable, key, stale)
+            return self._store.lock_or_token(key, self.lock_timeout, accept)
+        return self._store.lock(key, self.lock_timeout)
 
     async def read_store(self, key: str, stale: Token | None) -> Token | None:
         """A usable token from the store that is not the one being replaced."""
@@ -225,12 +234,14 @@ class Flights:
 
     async def _read(self, key: str, stale: Token | None) -> Token | None:
         token = await self._store.get(key)
-        if token is None:
-            return None
+        return token if token is not None and self._usable(key, stale, token) else None
+
+    def _usable(self, key: str, stale: Token | None, token: Token) -> bool:
+        """Whether a token from the store may be handed out in place of ``stale``."""
         if stale is not None and token.access_token == stale.access_token:
-            return None
+            return False
         if self._near.is_dropped(key, token):
-            return None
+            return False
         problem = unusable(token)
         if problem is not None:  # a shared store is not trusted: fetch a good one instead
             if not self._warned_unusable.get(key):
@@ -241,9 +252,9 @@ class Flights:
                     key,
                     problem,
                 )
-            return None
+            return False
         usable_until, _ = self._refresh.schedule(token)
-        return token if self._clock() < usable_until else None
+        return self._clock() < usable_until
 
     async def _fetch(self, key: str, scopes: Scopes) -> Token:
         gate = self._refetch_at.pop(key, None)

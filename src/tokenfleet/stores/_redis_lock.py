@@ -151,7 +151,7 @@ class Lease:
                     if remaining <= 0:
                         return None
                     delay = self._next_delay(delay)
-                    pause = random.uniform(0.5, 1.5) * delay  # noqa: S311 - spreading only
+                    pause = self._pause(delay)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(min(pause, remaining)):
                             await woken.wait()
@@ -160,6 +160,11 @@ class Lease:
                 # rather than leave the fleet waiting for its TTL.
                 await asyncio.shield(self.release(key, owner))
                 raise
+
+    def _pause(self, delay: float) -> float:
+        """``delay``, jittered so that waiters that started together do not poll together."""
+        longest = (_SUBSCRIBED_POLL if self.waiters.subscribed else self._poll)[1]
+        return min(random.uniform(0.5, 1.5) * delay, longest)  # noqa: S311 - spreading only
 
     def _next_delay(self, delay: float | None) -> float:
         first, longest = _SUBSCRIBED_POLL if self.waiters.subscribed else self._poll

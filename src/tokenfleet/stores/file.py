@@ -181,7 +181,8 @@ class FileStore:
             if remaining <= 0:
                 return False
             # Jittered, so that waiters that started together do not poll together.
-            await asyncio.sleep(min(random.uniform(0.5, 1.5) * delay, remaining))  # noqa: S311
+            pause = min(random.uniform(0.5, 1.5) * delay, self._poll[1], remaining)  # noqa: S311
+            await asyncio.sleep(pause)
             delay = min(delay * 2, self._poll[1])
 
     # ------------------------------------------------------------------ cooldowns
