@@ -13,6 +13,7 @@ from typing import Any
 
 from _support import median
 from contenders import CONTROLS, LABELS, NAMES, TOKENFLEET, load
+from report_fleet import fleet_scale_rows
 
 Runs = dict[str, list[dict[str, Any]]]
 PEERS = ("authlib_httpx", "httpxauth", "aiohttp_oauth2", "handwritten")
@@ -308,6 +309,7 @@ def tokenfleet_alone(runs: Runs) -> list[list[str]]:
             rows.append([label, cell(runs, "jwt", column, "{:.1f}") + " µs", "", ""])
     rows += _dpop_rows(runs)
     rows += _credential_rows(runs)
+    rows += fleet_scale_rows(runs)
     for key in ("redis", "memory_traced", "memory_rss", "jwt", "dpop", "credentials"):
         problem = _problem(runs.get(key) or [{}])
         if runs.get(key) and problem:

@@ -37,6 +37,8 @@ SCENARIOS = (
     "dpop",
     "credentials",
 )
+SCENARIOS += ("fleet_scale",)
+FLEET_LATENCY = 0.1  # the fleet-scale scenario's token endpoint (issue 12's setting)
 CONTROL_NAMES = ("control_aiohttp", "control_httpx")
 # httpx 0.28 alone fails the 1,000 herd (every request: PoolTimeout or ConnectTimeout, see
 # the control row), and at 10,000 only waits out its timeouts for minutes per run. Authlib
@@ -87,6 +89,10 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
         (s, s, dict(latency))
         for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop", "credentials")
     ]
+    members, processes = (200, 4) if args.quick else (args.members, args.processes)
+    for store in ("redis", "file"):
+        params = {"store": store, "members": members, "processes": processes}
+        steps.append((f"fleet_scale-{store}", "fleet_scale", {**params, "latency": FLEET_LATENCY}))
     return [
         step for step in steps if step[1].removesuffix("_rss").removesuffix("_traced") in args.only
     ]
@@ -98,6 +104,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller herds, one repeat")
     parser.add_argument("--latency", type=float, default=LATENCY, help="token endpoint delay, s")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS)
+    parser.add_argument("--members", type=int, default=1000, help="fleet_scale members (1000)")
+    parser.add_argument("--processes", type=int, default=8, help="fleet_scale processes (8)")
     parser.add_argument("--save", type=Path, help="also write the raw results here (JSON)")
     parser.add_argument("--load", type=Path, help="render saved raw results, run nothing")
     args = parser.parse_args()

@@ -175,7 +175,18 @@ async def run(
         idle = workers.ask({"phase": "idle", "duration": IDLE}, timeout=IDLE + 60)
         result["idle_core"] = sum(r["cpu"] for r in idle) / IDLE  # fraction of one core
         workers.ask({"phase": "quit"}, timeout=60)
-        return result
+        return _flat(result)
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """``{"cold": {"requests": 1}}`` → ``{"cold_requests": 1}`` (the table's columns)."""
+    flat: dict[str, Any] = {}
+    for name, value in result.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}_{k}": v for k, v in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 async def _seed(config: dict[str, Any], secret: str, scope: str) -> None:

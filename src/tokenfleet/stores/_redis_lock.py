@@ -48,7 +48,7 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-_SUBSCRIBED_POLL = (0.1, 0.5)  # poll timer (first, longest) while wake-ups arrive
+_SUBSCRIBED_POLL = (0.05, 0.25)  # poll timer (first, longest) while wake-ups arrive
 _RETRY_PAUSE = 0.01  # between two renewal attempts, so a refusing server is not spun on
 
 
