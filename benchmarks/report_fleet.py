@@ -8,7 +8,9 @@ from _support import median
 
 Runs = dict[str, list[dict[str, Any]]]
 STORES = (("redis", "RedisStore"), ("file", "FileStore"))
-IDLE_TARGET = 0.05  # of one core, for 1,000 idle warm members
+# Of one core, for 1,000 idle warm members: half of the quarter core measured before
+# (redis-py pub/sub reads that woke every 0.2 s per member).
+IDLE_TARGET = 0.125
 
 
 def _verdict(ok: bool) -> str:

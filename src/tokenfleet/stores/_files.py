@@ -66,6 +66,14 @@ class Directory:
         except OSError:
             return -1
 
+    def version(self, name: str) -> tuple[int, int, int] | None:
+        """(inode, mtime, size) of ``name``: a replaced file has a new one; ``None``: none."""
+        try:
+            info = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+        except OSError:
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
     def read(self, name: str) -> bytes | None:
         """The file's bytes, ``None`` if it does not exist; ``StoreError`` otherwise."""
         try:

@@ -20,7 +20,6 @@ Reads, ``fstat`` and ``flock`` are small and done inline on the event loop; writ
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import hashlib
 import logging
@@ -163,13 +162,14 @@ class FileStore:
     ) -> bool | Token:
         deadline = time.monotonic() + max(timeout, 0.0)
         delay = self._poll[0]
-        first = True
+        name = self._name(key, ".tok")
+        seen = self._dir.version(name)  # the caller has just read this one
         while True:
-            if accept is not None and not first:  # the caller has just read it
+            if accept is not None and (version := self._dir.version(name)) != seen:
+                seen = version  # only a new file is read and decoded again
                 token = await self.get(key)
                 if token is not None and accept(token):
                     return token
-            first = False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return True
@@ -212,10 +212,12 @@ class FileStore:
         """
         seen = await self._tombstones()
         looked = self._dir.modified()
-        while not self._closed.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_INVALIDATION_POLL):
-                    await self._closed.wait()
+        while True:
+            # A plain sleep: the cheapest wake-up asyncio has (every idle process pays it
+            # five times a second); closing is noticed at the next one.
+            await asyncio.sleep(_INVALIDATION_POLL)
+            if self._closed.is_set():
+                return
             modified = self._dir.modified()
             if modified == looked and time.time() - modified / 1e9 > _SETTLE:
                 continue  # the idle case: nothing was created or renamed in the directory
