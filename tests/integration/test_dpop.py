@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import pickle
 from typing import Any
@@ -66,6 +67,8 @@ def test_key_repr_shows_no_key_material_and_refuses_pickling() -> None:
     assert private_scalar(key) not in repr(key)
     with pytest.raises(ConfigurationError, match="cannot be pickled"):
         pickle.dumps(key)
+    token = tokenfleet.Token(access_token="a", expires_at=2e9, issued_at=1e9, dpop_key=key)
+    assert copy.deepcopy(token).dpop_key is key and copy.copy(key) is key
 
 
 def test_key_from_pem_and_bad_input_are_typed_errors() -> None:

@@ -248,6 +248,12 @@ class DPoPKey:
 
     __str__ = __repr__
 
+    def __copy__(self) -> DPoPKey:
+        return self  # immutable: a copy is the same key
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DPoPKey:
+        return self
+
     def __reduce__(self) -> NoReturn:
         raise ConfigurationError(
             "a tokenfleet.DPoPKey cannot be pickled: share DPoP tokens through an encrypted "
