@@ -15,6 +15,7 @@ from helpers import client_for
 from hostile import Deferred, assert_no_credentials, basic, malformed_http_server
 from tokenfleet import (
     ClientCredentials,
+    InvalidTokenResponse,
     JWTVerifier,
     OAuthError,
     Retry,
@@ -176,3 +177,24 @@ def test_fleet_backoff_waits_for_a_server_errors_retry_after() -> None:
     backoff = Backoff(min_delay=0.1, max_delay=60.0, clock=lambda: 0.0)
     error = ServerError("down", status=503, retry_after=20.0)  # type: ignore[call-arg]
     assert backoff.delay("key", error) >= 20.0
+
+
+# ------------------------------------------------------------------ hostile documents
+
+NESTED = '{"a":' + "[" * 5000 + "]" * 5000 + "}"  # 10 KB; discovery and JWKS: unit + fuzz
+
+
+async def test_deeply_nested_token_response_over_http_is_a_typed_error(
+    idp: DevAuthServer,
+) -> None:
+    idp.inject_fault(Fault(status=200, body=NESTED), count=1)
+    idp.inject_fault(Fault(status=400, body=NESTED), count=1)
+    client = ClientCredentials(
+        idp.token_url, client_id=idp.client_id, client_secret=idp.client_secret
+    )
+    async with client:
+        with pytest.raises(InvalidTokenResponse):
+            await client.fetch_token()
+        with pytest.raises(OAuthError):
+            await client.fetch_token()
+        assert (await client.fetch_token()).access_token
