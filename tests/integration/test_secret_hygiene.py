@@ -180,6 +180,7 @@ def test_no_secret_in_check_output_with_a_secret_file(
     threaded_idp.register_client("file-svc", SECRET)
     path = tmp_path / "client-secret"
     path.write_text((SECRET if right else SECRET + "-old") + "\n")
+    path.chmod(0o600)  # the CLI reads it as a SecretFile: check flags a world-readable one
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFLEET_")}
     env |= {
         "TOKENFLEET_TOKEN_URL": threaded_idp.token_url,
