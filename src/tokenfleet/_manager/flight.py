@@ -32,7 +32,7 @@ from .._models import Token, unusable
 from .._source import TokenSource
 from .._util.bounded import BoundedDict
 from ..stores import TokenStore, WaitingStore
-from .backoff import Backoff
+from .backoff import Backoff, Failure
 from .fleet import FleetSignals
 from .near import NearCache, Scopes
 from .policy import Refresh
@@ -45,6 +45,7 @@ logger = logging.getLogger("tokenfleet")
 
 Emit = Callable[..., None]  # emit(kind, key, **fields)
 _STORE_WARNING_PERIOD = 60.0  # seconds between two "store failing" warnings
+_PROBE_INTERVAL = 0.25  # in backoff: seconds between two store reads for another's token
 HOLD_SHARE = 0.25  # store down: hold the current token until this share of the window is left
 _MAX_REFETCH_GAP = 5.0  # the invalidation refetch interval is min_backoff, at most this
 
@@ -223,6 +224,25 @@ class Flights:
             accept = functools.partial(self._usable, key, stale)
             return self._store.lock_or_token(key, self.lock_timeout, accept)
         return self._store.lock(key, self.lock_timeout)
+
+    async def probe_store(self, key: str, failure: Failure, stale: Token | None) -> Token | None:
+        """In backoff: a token another process has stored meanwhile (a read, no fetch)."""
+        now = self._backoff.monotonic()
+        if now - failure.probed_at < _PROBE_INTERVAL:
+            return None
+        failure.probed_at = now
+        token = await self.read_store(key, stale)
+        if token is not None:
+            self._stats.store_hits += 1
+            self._near.put(key, token, *self._refresh.schedule(token, self._refresh.draw_jitter()))
+        return token
+
+    def good_for(self, key: str, token: Token, min_ttl: float) -> bool:
+        """Whether ``token`` is not tombstoned and stays usable more than ``min_ttl`` s."""
+        if self._near.is_dropped(key, token):
+            return False
+        usable_until, _ = self._refresh.schedule(token)
+        return usable_until - self._clock() > min_ttl
 
     async def read_store(self, key: str, stale: Token | None) -> Token | None:
         """A usable token from the store that is not the one being replaced."""

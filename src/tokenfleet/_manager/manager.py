@@ -13,7 +13,7 @@ The data path of ``get_token`` (see docs/architecture.md):
 Failures are shared by every waiter of the flight (each caller raises its own copy),
 never written to the store, and put the key in backoff: until it ends, callers get the
 current token while it is usable (stale-if-error), else a token another process has put
-in the store meanwhile (one store read per ``_PROBE_INTERVAL``), else the last error at
+in the store meanwhile (one store read per ``flight._PROBE_INTERVAL``), else the last error at
 once, so a dead server sees about one request per backoff period per key.
 
 Clocks: expiry is wall-clock Unix time, because shared stores compare it across
@@ -40,20 +40,18 @@ from .._util.closing import AsyncClosing
 from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
 from . import otel
-from .backoff import Backoff, Failure, own_copy
+from .backoff import Backoff, own_copy
 from .dpop import store_for
 from .events import Event, EventKind, Events, Subscriber
 from .fleet import FleetSignals
 from .flight import Flights, StoreFailures
 from .near import Entry, NearCache, Scopes
-from .policy import Refresh
+from .policy import Refresh, min_ttl_error
 from .stats import Stats
 
 __all__ = ["TokenManager"]
 
 logger = logging.getLogger("tokenfleet")
-
-_PROBE_INTERVAL = 0.25  # in backoff: seconds between two store reads for another's token
 
 
 class TokenManager(AsyncClosing):
@@ -270,7 +268,7 @@ class TokenManager(AsyncClosing):
         if min_ttl < 0:
             raise ConfigurationError("min_ttl must be >= 0 seconds")
         if min_ttl and min_ttl >= self._too_short.get(key, float("inf")):
-            raise _min_ttl_error(min_ttl, self._too_short[key])  # known: no fetch can help
+            raise min_ttl_error(min_ttl, self._too_short[key])  # known: no fetch can help
         now = self._clock()
         entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
         normalized = self._key_for(scopes)[1]
@@ -316,8 +314,8 @@ class TokenManager(AsyncClosing):
             if task is None:
                 failure = self._backoff.waiting(key)
                 if failure is not None:
-                    found = await self._probe_store(key, failure, stale)
-                    if found is not None and self._good_for(key, found, min_ttl):
+                    found = await self._flight.probe_store(key, failure, stale)
+                    if found is not None and self._flight.good_for(key, found, min_ttl):
                         return found
                     raise failure.own_error()
                 task = self._flight.start(key, scopes, stale)
@@ -334,35 +332,17 @@ class TokenManager(AsyncClosing):
                 error = own_copy(exc)
             if error is not None:
                 raise error  # outside the except: its context is the caller's, not a waiter's
-            if self._good_for(key, token, min_ttl):
+            if self._flight.good_for(key, token, min_ttl):
                 return token
             usable_span = self.refresh.schedule(token)[0] - token.issued_at
             if usable_span <= min_ttl:
                 self._too_short[key] = usable_span
-                raise _min_ttl_error(min_ttl, usable_span, token.lifetime)
+                raise min_ttl_error(min_ttl, usable_span, token.lifetime)
             stale = token
         raise FetchTimeout(
             "three fetched tokens in a row were invalidated (or too short-lived) before they "
             "could be handed out; is a resource server rejecting every new token?"
         )
-
-    async def _probe_store(self, key: str, failure: Failure, stale: Token | None) -> Token | None:
-        """In backoff: a token another process has stored meanwhile (a read, no fetch)."""
-        now = self._backoff.monotonic()
-        if now - failure.probed_at < _PROBE_INTERVAL:
-            return None
-        failure.probed_at = now
-        token = await self._flight.read_store(key, stale)
-        if token is not None:
-            self.stats.store_hits += 1
-            self._near.put(key, token, *self.refresh.schedule(token, self.refresh.draw_jitter()))
-        return token
-
-    def _good_for(self, key: str, token: Token, min_ttl: float) -> bool:
-        if self._near.is_dropped(key, token):
-            return False
-        usable_until, _ = self.refresh.schedule(token)
-        return usable_until - self._clock() > min_ttl
 
     # ------------------------------------------------------------------ invalidate, close
 
@@ -416,13 +396,3 @@ class TokenManager(AsyncClosing):
 
     def __repr__(self) -> str:
         return f"TokenManager(source={self.source!r}, store={self.store!r})"
-
-
-def _min_ttl_error(
-    min_ttl: float, usable_span: float, lifetime: float | None = None
-) -> ConfigurationError:
-    granted = f"the server grants {lifetime:.0f} s lifetimes, " if lifetime is not None else ""
-    return ConfigurationError(
-        f"no token can stay usable for min_ttl={min_ttl:g} s: {granted}usable for "
-        f"{usable_span:.0f} s; ask for a smaller min_ttl"
-    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from .._exceptions import ConfigurationError
 from .._models import Token
 
-__all__ = ["Refresh", "schedule"]
+__all__ = ["Refresh", "min_ttl_error", "schedule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +72,14 @@ def schedule(
     usable_until = token.expires_at - min(leeway, lifetime * 0.1)
     refresh_at = token.issued_at + lifetime * (refresh_ratio - jitter)
     return usable_until, min(refresh_at, usable_until)
+
+
+def min_ttl_error(
+    min_ttl: float, usable_span: float, lifetime: float | None = None
+) -> ConfigurationError:
+    """No token can satisfy ``min_ttl``: tokens are usable ``usable_span`` seconds."""
+    granted = f"the server grants {lifetime:.0f} s lifetimes, " if lifetime is not None else ""
+    return ConfigurationError(
+        f"no token can stay usable for min_ttl={min_ttl:g} s: {granted}usable for "
+        f"{usable_span:.0f} s; ask for a smaller min_ttl"
+    )
