@@ -44,3 +44,27 @@ async def check() -> None:
 
     source: tokenfleet.TokenSource = tokens
     assert_type(await source.token(), tokenfleet.Token)
+
+
+async def check_dpop() -> None:
+    key = tokenfleet.DPoPKey.generate("EdDSA")
+    client = tokenfleet.ClientCredentials(
+        "https://idp.example.com/token", client_id="svc", client_secret="s", dpop=key
+    )
+    assert_type(client.dpop, tokenfleet.DPoPKey | None)
+    token = await client.fetch_token()
+    assert_type(token.dpop_key, tokenfleet.DPoPKey | None)
+    assert_type(token.dpop_proof("GET", "https://api.example.com/x"), str)
+    assert_type(key.thumbprint, str)
+    verifier = tokenfleet.JWTVerifier(
+        issuer="https://idp.example.com", audience=None, dpop=tokenfleet.DPoPVerifier()
+    )
+    claims = await verifier.verify(token, dpop_proof="p", method="GET", url="https://a/x")
+    assert_type(claims, tokenfleet.Claims)
+    try:
+        assert_type(
+            tokenfleet.DPoPVerifier().verify("p", method="GET", url="https://a/x", jkt="j"), str
+        )
+    except tokenfleet.DPoPProofError as exc:
+        assert_type(exc.error, str)
+        assert_type(exc.nonce, str | None)
