@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import ClassVar
 
 from yarl import URL
 
@@ -24,6 +25,7 @@ from ._util.bounded import BoundedDict
 
 __all__ = [
     "Bearer",
+    "BearerAuthBase",
     "Destinations",
     "FirstOrigin",
     "Origin",
@@ -227,3 +229,42 @@ class Bearer:
         fresh = await self.token()
         # The same token again means nothing newer exists: a retry would fail the same way.
         return None if fresh.access_token == rejected.access_token else fresh
+
+
+class BearerAuthBase:
+    """What ``tokenfleet.aiohttp.BearerAuth`` and ``tokenfleet.httpx.BearerAuth`` share:
+    the constructor (see either class for its arguments), ``scopes``, ``min_ttl``, repr."""
+
+    integration: ClassVar[str]  # "aiohttp" or "httpx", for messages
+
+    def __init__(
+        self,
+        manager: TokenManager,
+        scopes: str | Iterable[str] | None = None,
+        *,
+        origins: str | Iterable[str] | None = None,
+        allow_insecure_http: bool = False,
+        min_ttl: float = 0.0,
+    ) -> None:
+        self.manager = manager
+        self._bearer = Bearer(
+            self.integration,
+            manager,
+            scopes,
+            origins,
+            min_ttl=min_ttl,
+            allow_insecure_http=allow_insecure_http,
+        )
+
+    @property
+    def scopes(self) -> str | tuple[str, ...] | None:
+        """The scopes asked for (``None``: the source's defaults)."""
+        return self._bearer.scopes
+
+    @property
+    def min_ttl(self) -> float:
+        """The least life left, in seconds, of a token this sends."""
+        return self._bearer.min_ttl
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"

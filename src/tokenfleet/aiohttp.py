@@ -15,20 +15,17 @@ Needs aiohttp >= 3.12 for client middlewares; tokenfleet requires >= 3.13.4 (see
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payload
 from yarl import URL
 
-from ._bearer import Bearer
+from ._bearer import BearerAuthBase
 from ._client.http import is_own_request
-from ._manager.manager import TokenManager
 from ._models import Token
 
 __all__ = ["BearerAuth"]
 
 
-class BearerAuth:
+class BearerAuth(BearerAuthBase):
     """An aiohttp client middleware that authenticates requests with a bearer token.
 
     A plain callable matching ``aiohttp.ClientMiddlewareType``: pass it to
@@ -83,24 +80,7 @@ class BearerAuth:
             to a non-loopback host without ``allow_insecure_http``.
     """
 
-    def __init__(
-        self,
-        manager: TokenManager,
-        scopes: str | Iterable[str] | None = None,
-        *,
-        origins: str | Iterable[str] | None = None,
-        allow_insecure_http: bool = False,
-        min_ttl: float = 0.0,
-    ) -> None:
-        self.manager = manager
-        self._bearer = Bearer(
-            "aiohttp",
-            manager,
-            scopes,
-            origins,
-            min_ttl=min_ttl,
-            allow_insecure_http=allow_insecure_http,
-        )
+    integration = "aiohttp"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
@@ -165,19 +145,6 @@ class BearerAuth:
         if hdrs.AUTHORIZATION in request.headers:
             return False  # the caller chose its own credentials
         return self._bearer.destinations.allows(request.url, _session_base_url(request))
-
-    @property
-    def scopes(self) -> str | tuple[str, ...] | None:
-        """The scopes asked for (``None``: the source's defaults)."""
-        return self._bearer.scopes
-
-    @property
-    def min_ttl(self) -> float:
-        """The least life left, in seconds, of a token this sends."""
-        return self._bearer.min_ttl
-
-    def __repr__(self) -> str:
-        return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
 
 
 def _session_base_url(request: ClientRequest) -> URL | None:

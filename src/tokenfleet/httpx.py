@@ -13,7 +13,7 @@ See ``docs/integrations.md``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Iterable
+from collections.abc import AsyncGenerator, Generator
 from typing import NoReturn
 
 try:
@@ -25,14 +25,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 from yarl import URL
 
-from ._bearer import Bearer
+from ._bearer import BearerAuthBase
 from ._exceptions import ConfigurationError
-from ._manager.manager import TokenManager
 
 __all__ = ["BearerAuth"]
 
 
-class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without httpx
+class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without httpx
     """An ``httpx.Auth`` that authenticates requests with a bearer token. Async only.
 
     For each request to an allowed origin it sets ``Authorization`` from
@@ -78,27 +77,10 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
             or plain http to a non-loopback host without ``allow_insecure_http``.
     """
 
+    integration = "httpx"
+
     requires_request_body = False  # never buffer a streaming upload just to retry it
     requires_response_body = False  # the 401's body is not needed to decide
-
-    def __init__(
-        self,
-        manager: TokenManager,
-        scopes: str | Iterable[str] | None = None,
-        *,
-        origins: str | Iterable[str] | None = None,
-        allow_insecure_http: bool = False,
-        min_ttl: float = 0.0,
-    ) -> None:
-        self.manager = manager
-        self._bearer = Bearer(
-            "httpx",
-            manager,
-            scopes,
-            origins,
-            min_ttl=min_ttl,
-            allow_insecure_http=allow_insecure_http,
-        )
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -150,19 +132,6 @@ class BearerAuth(httpx.Auth):  # type: ignore[misc,unused-ignore]  # Any without
         if "Authorization" in request.headers:
             return False  # the caller chose its own credentials
         return self._bearer.destinations.allows(URL(str(request.url)))
-
-    @property
-    def scopes(self) -> str | tuple[str, ...] | None:
-        """The scopes asked for (``None``: the source's defaults)."""
-        return self._bearer.scopes
-
-    @property
-    def min_ttl(self) -> float:
-        """The least life left, in seconds, of a token this sends."""
-        return self._bearer.min_ttl
-
-    def __repr__(self) -> str:
-        return f"BearerAuth(manager={self.manager!r}, scopes={self.scopes!r})"
 
 
 def _async_only() -> NoReturn:
