@@ -4,6 +4,7 @@ must see the token land, a lock held past ``lock_timeout``."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ import redis.asyncio as aioredis
 
 from tokenfleet import ClientCredentials, Token, TokenManager
 from tokenfleet.stores import MemoryStore, RedisStore
+from tokenfleet.stores._redis_lock import EXTEND
 from tokenfleet.testing import DevAuthServer
 
 LEASE = 0.6
@@ -28,14 +30,15 @@ def make_token(access: str = "access-1", lifetime: float = 60.0) -> Token:
 def slow_renewals(client: aioredis.Redis, delay: float, count: int) -> list[float]:
     """Delay the first ``count`` lease renewals sent through ``client`` by ``delay`` s.
 
-    The fault is injected in the client: a renewal is the one script call with a key and
-    two arguments (owner, TTL). Returns the list of moments the renewals were sent.
+    The fault is injected in the client: a renewal is a call of the lease-extending
+    script. Returns the list of moments the renewals were sent.
     """
     real: Callable[..., Awaitable[Any]] = client.evalsha
     sent: list[float] = []
+    renewal = hashlib.sha1(EXTEND.encode()).hexdigest()  # noqa: S324 - Redis names scripts so
 
     async def evalsha(sha: str, numkeys: int, *args: Any) -> Any:
-        if numkeys == 1 and len(args) == 3:  # lock key, owner, TTL in ms: a renewal
+        if sha == renewal:
             sent.append(time.monotonic())
             if len(sent) <= count:
                 await asyncio.sleep(delay)

@@ -1,15 +1,17 @@
 """The fleet lock of ``RedisStore``: a renewed lease, and waiters that watch for the token.
 
-Acquire: ``SET lock owner NX PX lease``. A waiter that finds the lock held does not
-queue for it: it sleeps until the holder releases the lock (the release publishes the
-key on the store's *released* channel, which the store's pub/sub connection turns into
-a wake-up) or until a jittered poll timer fires, then reads the token (``GET``) and
-only if none is there tries ``SET NX`` again. So when the token lands, every waiter is
-served by one ``GET`` each, at once, instead of one waiter per poll period (a convoy).
+Acquire: ``SET lock owner NX PX lease`` (in a script that answers, when the lock is
+held, how much of the holder's lease is left). A waiter that finds the lock held does
+not queue for it: it sleeps until the holder releases the lock (the release publishes
+the key on the store's *released* channel, which the store's pub/sub connection turns
+into a wake-up) or until the holder's lease could have run out, then reads the token
+(``GET``) and only if none is there tries ``SET NX`` again. So when the token lands,
+every waiter is served by one ``GET`` each, at once, instead of one waiter per poll
+period (a convoy).
 
-The poll timer covers a lost notification, a holder killed before releasing (its lease
-runs out) and a store whose pub/sub connection is not up yet; while it is not up, the
-timer starts at ``poll_initial`` (a few ms), otherwise at ``_SUBSCRIBED_POLL``.
+The timer covers a lost notification and a holder killed before releasing (its lease
+runs out). While the store's pub/sub connection is not up yet, nothing wakes a waiter:
+it polls with a jittered backoff from ``poll_initial`` to ``poll_max`` instead.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ end
 redis.call('publish', ARGV[2], ARGV[3])
 return released
 """
+# KEYS[1] lock key; ARGV[1] our owner value; ARGV[2] the lease in ms. Returns ACQUIRED,
+# or the lease left to the holder (ms), so that a waiter knows when it could run out.
+ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    return -3
+end
+return redis.call('pttl', KEYS[1])
+"""
+ACQUIRED = -3
 # KEYS[1] lock key; ARGV[1] our owner value; ARGV[2] the new TTL in ms.
 EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -116,6 +127,7 @@ class Lease:
     ) -> None:
         self._client, self._run, self._names = client, run, names
         self.lease, self._poll, self.waiters = lease, poll, waiters
+        self._acquire = client.register_script(ACQUIRE)
         self._release = client.register_script(RELEASE)
         self._extend = client.register_script(EXTEND)
 
@@ -144,14 +156,15 @@ class Lease:
                         if token is not None:
                             return token
                     sent = time.monotonic()
-                    call = self._client.set(lock_key, owner, nx=True, px=_ms(self.lease))
-                    if await self._run("lock SET NX", call):
+                    call = self._acquire(keys=[lock_key], args=[owner, _ms(self.lease)])
+                    left = await self._run("lock SET NX", call)
+                    if left == ACQUIRED:
                         return sent
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return None
                     delay = self._next_delay(delay)
-                    pause = self._pause(delay)
+                    pause = self._pause(delay, left)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(min(pause, remaining)):
                             await woken.wait()
@@ -161,10 +174,16 @@ class Lease:
                 await asyncio.shield(self.release(key, owner))
                 raise
 
-    def _pause(self, delay: float) -> float:
-        """``delay``, jittered so that waiters that started together do not poll together."""
+    def _pause(self, delay: float, left_ms: int) -> float:
+        """How long to sleep unless woken: ``delay``, jittered so that waiters that started
+        together do not poll together; with wake-ups, until the holder's lease could run
+        out (a live holder renews it, a release wakes us): a waiting member then costs
+        about one command per lease instead of several per second."""
+        jitter = random.uniform(0.5, 1.5)  # noqa: S311 - spreading only
+        if self.waiters.subscribed and left_ms > 0:
+            return left_ms / 1000 + jitter * _SUBSCRIBED_POLL[0]
         longest = (_SUBSCRIBED_POLL if self.waiters.subscribed else self._poll)[1]
-        return min(random.uniform(0.5, 1.5) * delay, longest)  # noqa: S311 - spreading only
+        return min(jitter * delay, longest)
 
     def _next_delay(self, delay: float | None) -> float:
         first, longest = _SUBSCRIBED_POLL if self.waiters.subscribed else self._poll
