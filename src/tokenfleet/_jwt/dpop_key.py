@@ -31,6 +31,13 @@ from .._exceptions import ConfigurationError
 
 __all__ = ["DPOP_ALGORITHMS", "DPoPKey", "b64url", "jwk_thumbprint", "normalize_htu", "token_hash"]
 
+_KEY_TYPES = (  # the private keys a DPoPKey holds (RFC 9449 §5: asymmetric JWS keys)
+    ec.EllipticCurvePrivateKey,
+    ed25519.Ed25519PrivateKey,
+    ed448.Ed448PrivateKey,
+    rsa.RSAPrivateKey,
+)
+
 _CURVES: dict[str, tuple[ec.EllipticCurve, str, int, hashes.HashAlgorithm]] = {
     "ES256": (ec.SECP256R1(), "P-256", 32, hashes.SHA256()),
     "ES384": (ec.SECP384R1(), "P-384", 48, hashes.SHA384()),
@@ -169,15 +176,7 @@ class DPoPKey:
             raise ConfigurationError(
                 "DPoPKey.from_pem: not a PEM private key, or the password is wrong"
             ) from None
-        if not isinstance(
-            key,
-            (
-                ec.EllipticCurvePrivateKey,
-                ed25519.Ed25519PrivateKey,
-                ed448.Ed448PrivateKey,
-                rsa.RSAPrivateKey,
-            ),
-        ):
+        if not isinstance(key, _KEY_TYPES):
             raise ConfigurationError("DPoPKey keys are EC, Ed25519/Ed448 or RSA keys")
         return cls(key, alg)
 
@@ -223,15 +222,7 @@ class DPoPKey:
     @classmethod
     def _import(cls, der: bytes, alg: str) -> DPoPKey:
         key = serialization.load_der_private_key(der, password=None)
-        if not isinstance(
-            key,
-            (
-                ec.EllipticCurvePrivateKey,
-                ed25519.Ed25519PrivateKey,
-                ed448.Ed448PrivateKey,
-                rsa.RSAPrivateKey,
-            ),
-        ):
+        if not isinstance(key, _KEY_TYPES):
             raise ConfigurationError("a stored DPoP key is of an unsupported type")
         return cls(key, alg)
 

@@ -17,11 +17,11 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
+from .._util.closing import AsyncClosing
 from ._admin import ClientAdmin
 from ._clients import (
     ASSERTION_ALGS,
@@ -53,7 +53,7 @@ _REALM = 'realm="tokenfleet-dev"'
 _DEFAULT_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
 
-class DevAuthServer(ClientAdmin):
+class DevAuthServer(ClientAdmin, AsyncClosing):
     """A real OAuth 2.0 authorization server for tests, on ``127.0.0.1`` and a free port.
 
     Use ``async with DevAuthServer() as idp:`` to run it on the current event loop, or
@@ -169,17 +169,13 @@ class DevAuthServer(ClientAdmin):
         if runner is not None:
             await runner.cleanup()
 
+    async def aclose(self) -> None:
+        """Same as :meth:`stop` (``async with`` stops the server on the way out)."""
+        await self.stop()
+
     async def __aenter__(self) -> DevAuthServer:
         await self.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     def run_in_thread(self) -> ServerThread[DevAuthServer]:
         """A context manager that runs this server in a new thread with its own loop.
