@@ -68,3 +68,26 @@ async def check_dpop() -> None:
     except tokenfleet.DPoPProofError as exc:
         assert_type(exc.error, str)
         assert_type(exc.nonce, str | None)
+
+
+async def first_contact() -> None:
+    """Issue 16: configuration from the environment, check as a library call, the
+    integrations as attributes of a bare ``import tokenfleet``."""
+    client = tokenfleet.ClientCredentials.from_env(prefix="ORDERS_", timeout=5.0)
+    assert_type(client, tokenfleet.ClientCredentials)
+    tokens = tokenfleet.TokenManager.from_env()
+    assert_type(tokens, tokenfleet.TokenManager)
+    report = await tokenfleet.check(client, store="memory://", max_latency=1.0)
+    assert_type(report, tokenfleet.CheckReport)
+    assert_type(report.ok, bool)
+    assert_type(report.exit_code, int)
+    assert_type(report.failures, tuple[tokenfleet.CheckResult, ...])
+    assert_type(report["scopes"].ok, bool | None)
+    assert_type(tokenfleet.aiohttp.BearerAuth(tokens), tokenfleet.aiohttp.BearerAuth)
+    signer = tokenfleet.ClientCredentials(
+        "https://login.microsoftonline.com/t/oauth2/v2.0/token",
+        client_id="app",
+        private_key=b"-----BEGIN PRIVATE KEY-----...",
+        certificate=b"-----BEGIN CERTIFICATE-----...",
+    )
+    assert_type(signer.auth_method, str)

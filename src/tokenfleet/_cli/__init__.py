@@ -23,7 +23,7 @@ __all__ = ["build_parser", "main"]
 
 _EPILOG = """\
 exit codes: 0 ok, 2 usage or configuration, 3 authentication/authorization refused,
-            4 network, server or store unavailable
+            4 network, server or store unavailable, 141 stdout closed (| head)
 
 Start here:  tokenfleet demo     (a fleet sharing one token, on an embedded server)
              tokenfleet serve    (a dev authorization server to point things at)
