@@ -22,7 +22,7 @@ from .._client.request import cache_key, normalize_scopes
 from .._exceptions import ConfigurationError
 from .._models import Token
 from .._source import KeyedTokenSource, TokenSource
-from .._util.bounded import MAX_KEYS, BoundedDict
+from .._util.bounded import MAX_KEYS, BoundedDict, make_room
 
 __all__ = ["Entry", "NearCache", "Scopes"]
 
@@ -57,12 +57,15 @@ class NearCache:
         max_keys: int,
         enabled: bool = True,
     ) -> None:
-        # never rebound: the manager holds this dict; at max_keys the oldest entry goes
-        self.entries: BoundedDict[str, Entry] = BoundedDict(max_keys)
+        # Plain dicts, bounded by make_room: get_token reads them on every call. Never
+        # rebound: the manager holds ``entries``.
+        self.entries: dict[str, Entry] = {}
+        self.max_keys = max_keys
         self.enabled = enabled
         self._source = source
         self._namespace = namespace
-        self._keys: BoundedDict[object, tuple[str, Scopes]] = BoundedDict(max(max_keys, MAX_KEYS))
+        self._keys: dict[object, tuple[str, Scopes]] = {}
+        self._keys_limit = max(max_keys, MAX_KEYS)
         self._tombstones: BoundedDict[str, str] = BoundedDict()
 
     def __len__(self) -> int:
@@ -93,6 +96,7 @@ class NearCache:
             return known
         normalized = None if scopes is None else normalize_scopes(lookup)  # type: ignore[arg-type]
         key = self._make_key(normalized)
+        make_room(self._keys, self._keys_limit, lookup)
         self._keys[lookup] = (key, normalized)
         return key, normalized
 
@@ -124,6 +128,7 @@ class NearCache:
         """Hold ``token`` for ``key``; at ``max_keys`` the oldest entry goes."""
         if not self.enabled:
             return
+        make_room(self.entries, self.max_keys, key)
         self.entries[key] = Entry(token, usable_until, refresh_at)
 
     def clear(self) -> None:

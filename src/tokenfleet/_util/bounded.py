@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["MAX_KEYS", "BoundedDict"]
+__all__ = ["MAX_KEYS", "BoundedDict", "make_room"]
 
 MAX_KEYS = 4096  # bound on every per-key table; beyond it, the oldest entries go
 
 K = TypeVar("K")
 V = TypeVar("V")
+
+
+def make_room(table: dict[Any, Any], limit: int, key: object) -> None:
+    """Before ``table[key] = ...``: at ``limit`` entries, drop the oldest (the first).
+
+    For the hot tables that must stay plain dicts: a ``dict`` subclass costs about 25 ns
+    more per ``get`` (the near cache's lookup on every ``get_token`` call).
+    """
+    if len(table) >= limit and key not in table:
+        # Another thread may drop the same oldest entry first (module-level tables).
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+            del table[next(iter(table))]
 
 
 class BoundedDict(dict[K, V]):
@@ -30,8 +42,5 @@ class BoundedDict(dict[K, V]):
         self.limit = limit
 
     def __setitem__(self, key: K, value: V) -> None:
-        if len(self) >= self.limit and key not in self:
-            # Another thread may drop the same oldest entry first (module-level tables).
-            with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                del self[next(iter(self))]
+        make_room(self, self.limit, key)
         super().__setitem__(key, value)
