@@ -45,6 +45,7 @@ from .dpop import store_for
 from .events import Event, EventKind, Events, Subscriber
 from .fleet import FleetSignals
 from .flight import Flights, StoreFailures
+from .hot import HotToken
 from .near import Entry, NearCache, Scopes
 from .policy import Refresh, min_ttl_error
 from .stats import Stats
@@ -54,7 +55,7 @@ __all__ = ["TokenManager"]
 logger = logging.getLogger("tokenfleet")
 
 
-class TokenManager(AsyncClosing):
+class TokenManager(HotToken, AsyncClosing):
     """Hands out cached tokens from a source; fetches each one once, ahead of expiry.
 
     Args:
@@ -125,6 +126,8 @@ class TokenManager(AsyncClosing):
         # DPoP keys go to a shared store only sealed; else tokens stay per process.
         self.store: TokenStore = store_for(source, store if store is not None else MemoryStore())
         self.stats = Stats()
+        self._init_hot(enabled=clock is time.time)
+        self.stats.add_hits_from(lambda: self._hot_hits)
         self.refresh = refresh
         described = description_of(source)
         default_timeout = described.timeout + 5.0 if described.timeout is not None else 30.0
@@ -220,10 +223,16 @@ class TokenManager(AsyncClosing):
         Raises:
             TokenFleetError: no usable token could be had (the fetch's own error).
         """
+        hot = self._hot  # the default token before its refresh point (see hot.py)
+        if hot is not None and scopes is None and not min_ttl:
+            self._hot_hits += 1
+            return hot
         key = self._default_key if scopes is None else self._key_for(scopes)[0]
         entry = self._near_entries.get(key)
         if entry is not None and not min_ttl and self._clock() < entry.refresh_at:
             self.stats.hits += 1
+            if key is self._default_key:
+                self._arm_hot(entry)
             return entry.token
         return await self._get_slow(key, scopes, min_ttl)
 
@@ -365,6 +374,8 @@ class TokenManager(AsyncClosing):
             key = self._default_key
         if token is None and key not in self._near:
             return  # nothing of ours: another process's (newer) token is not ours to drop
+        if key == self._default_key:
+            self._disarm_hot()
         repeat = token is not None and self._near.is_dropped(key, token)
         token = self._near.invalidate(key, token)
         if not repeat:
@@ -377,6 +388,8 @@ class TokenManager(AsyncClosing):
     def _dropped_elsewhere(self, key: str, fingerprint: str) -> None:
         """Another process invalidated a token: stop serving it here too."""
         if self._near.drop_fingerprint(key, fingerprint):
+            if key == self._default_key:
+                self._disarm_hot()
             self._flight.note_invalidation(key)
 
     async def aclose(self) -> None:
@@ -384,6 +397,7 @@ class TokenManager(AsyncClosing):
         if self._closed:
             return
         self._closed = True
+        self._disarm_hot()
         self._near.clear()
         await self._flights.cancel_all()
         if self._close_store:

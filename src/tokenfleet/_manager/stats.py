@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = ["Stats"]
+
+_COUNTERS = (
+    "fetch_errors",
+    "fetches",
+    "hits",
+    "lock_timeouts",
+    "misses",
+    "refreshes_ahead",
+    "stale_served",
+    "store_errors",
+    "store_hits",
+    "waits",
+)
+
+
+def _none() -> int:
+    return 0
 
 
 class Stats:
@@ -23,9 +42,10 @@ class Stats:
     """
 
     __slots__ = (
+        "_hits",
+        "_more_hits",
         "fetch_errors",
         "fetches",
-        "hits",
         "lock_timeouts",
         "misses",
         "refreshes_ahead",
@@ -36,7 +56,8 @@ class Stats:
     )
 
     def __init__(self) -> None:
-        self.hits = 0
+        self._hits = 0
+        self._more_hits: Callable[[], int] = _none
         self.misses = 0
         self.fetches = 0
         self.refreshes_ahead = 0
@@ -47,9 +68,22 @@ class Stats:
         self.store_errors = 0
         self.store_hits = 0
 
+    @property
+    def hits(self) -> int:
+        """Tokens served from the near cache (the hot branch's count added in)."""
+        return self._hits + self._more_hits()
+
+    @hits.setter
+    def hits(self, value: int) -> None:
+        self._hits = value - self._more_hits()
+
+    def add_hits_from(self, read: Callable[[], int]) -> None:
+        """Count ``read()`` into ``hits``: the manager's hot branch keeps its own count."""
+        self._more_hits = read
+
     def as_dict(self) -> dict[str, int]:
         """The counters as a plain dict (for logs, metrics, JSON)."""
-        return {name: getattr(self, name) for name in sorted(self.__slots__)}
+        return {name: getattr(self, name) for name in _COUNTERS}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
