@@ -29,7 +29,7 @@ import aiohttp
 from yarl import URL
 
 from .._exceptions import ConfigurationError, TokenFleetError, TransportError
-from .._util.redact import redact
+from .._util.redact import printable, redact
 from .._util.words import latency
 
 __all__ = ["HTTP_LOGGER", "LazySession", "Reply", "is_own_request", "send"]
@@ -172,8 +172,8 @@ def _trace() -> aiohttp.TraceConfig:
 
 def _error_detail(exc: BaseException, scrub: Sequence[str]) -> str:
     """`` (message)`` of a transport error, secrets redacted; empty when it has none."""
-    text = redact(str(exc), scrub)
-    return f" ({text[:200]})" if text else ""
+    text = printable(redact(str(exc), scrub), 200)
+    return f" ({text})" if text else ""
 
 
 class LazySession:

@@ -21,9 +21,15 @@ def redact(text: str, secrets: Iterable[str], mask: str = REDACTED) -> str:
 
 def printable(text: str, limit: int = 300) -> str:
     """At most ``limit`` characters, each printable: a CR, LF or escape sequence from a
-    server or a shared store must not forge log lines or reach a terminal."""
+    server or a shared store must not forge log lines or reach a terminal. A longer text
+    is cut between words (unless one word fills half the limit), with an ellipsis."""
     cleaned = "".join(ch if ch.isprintable() else "?" for ch in text[:limit])
-    return cleaned + ("…" if len(text) > limit else "")
+    if len(text) <= limit:
+        return cleaned
+    head, space, _ = cleaned.rpartition(" ")
+    if space and len(head) >= limit // 2 and not text[limit].isspace():
+        return f"{head} …"
+    return f"{cleaned.rstrip()} …" if text[limit].isspace() else cleaned + "…"
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,26 @@
+"""Messages cut to a bound are cut between words, with an ellipsis (issue 16: "no message
+is cut mid-word")."""
+
+from __future__ import annotations
+
+from tokenfleet._client.http import _error_detail
+from tokenfleet._util.redact import printable
+
+LONG = " ".join(f"word{i:03d}" for i in range(100))  # 799 characters
+
+
+def test_printable_cuts_between_words() -> None:
+    cut = printable(LONG, 300)
+    assert cut.endswith(" …") and len(cut) <= 302
+    assert cut[:-2].split(" ")[-1] in LONG.split(" ")  # the last word is whole
+
+
+def test_printable_keeps_short_text_and_cuts_one_long_word() -> None:
+    assert printable("short text", 300) == "short text"
+    assert printable("x" * 400, 300) == "x" * 300 + "…"
+
+
+def test_transport_error_detail_is_not_cut_mid_word() -> None:
+    detail = _error_detail(OSError(LONG), ())
+    assert detail.startswith(" (") and detail.endswith(" …)")
+    assert detail[2:-3].split(" ")[-1] in LONG.split(" ")
