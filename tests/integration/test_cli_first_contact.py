@@ -233,3 +233,9 @@ def test_serve_extra_clients_with_limited_scopes() -> None:
         assert "invalid_scope" in refused.stderr
     finally:
         _stop(server)
+
+
+def test_check_with_an_invalid_setting_names_it(env: dict[str, str]) -> None:
+    result = tokenfleet("check", env={**env, "TOKENFLEET_AUTH_METHOD": "client_secret_basik"})
+    assert result.returncode == 2
+    assert "TOKENFLEET_AUTH_METHOD" in result.stdout and "client_secret_basic" in result.stdout

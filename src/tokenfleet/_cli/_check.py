@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         missing = missing_settings(settings)
         client = None if missing else make_client(settings)
     except ConfigurationError as exc:
-        missing, client = [(str(exc), "fix the setting named above")], None
+        missing, client = [(str(exc), "correct that setting (see tokenfleet check --help)")], None
     if client is None:
         return _unconfigured(missing)
     report = asyncio.run(_check(client, settings, args.max_latency))
