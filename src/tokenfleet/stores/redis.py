@@ -57,6 +57,7 @@ from ._redis_clients import (
     wrong_mode,
 )
 from ._redis_lock import Lease, Waiters, released_key
+from ._redis_pubsub import invalidation, messages, open_pubsub, sleep_unless
 
 __all__ = ["RedisStore"]
 
@@ -74,9 +75,6 @@ end
 return 0
 """
 _RECONNECT_MIN, _RECONNECT_MAX = 0.1, 5.0  # pub/sub reconnect backoff (seconds)
-# An idle pub/sub connection waits this long per read: a short read timeout costs every
-# idle process a wake-up per read (1,000 members at 0.2 s burned a quarter of a core).
-_IDLE_READ = 30.0
 
 
 class RedisStore:
@@ -338,57 +336,25 @@ class RedisStore:
             except (RedisError, OSError, TimeoutError) as exc:
                 logger.debug("tokenfleet: %s: invalidation channel lost: %s", self._where, exc)
             if not self._closed.is_set():
-                await _sleep_unless(self._closed, delay)
+                await sleep_unless(self._closed, delay)
                 delay = min(delay * 2, _RECONNECT_MAX)
 
     async def _subscribe(self) -> AsyncIterator[tuple[str, str]]:
-        pubsub = await self._pubsub()
+        pubsub = await open_pubsub(self._client, self._op_timeout)
         try:
             async with asyncio.timeout(self._op_timeout):
                 await pubsub.subscribe(self.channel, self.released_channel)
             with self._waiters.subscription():
-                async for message in self._messages(pubsub):
+                async for message in messages(pubsub, self._closed):
                     key = released_key(message, self.released_channel)
                     if key is not None:
                         self._waiters.wake(key)
                         continue
-                    item = _invalidation(message)
+                    item = invalidation(message)
                     if item is not None:
                         yield item
         finally:
             await _quietly(pubsub.aclose())
-
-    async def _pubsub(self) -> Any:
-        """A pub/sub connection; on a cluster, to any node (see the module docstring)."""
-        client = self._client
-        if not isinstance(client, aioredis.RedisCluster):
-            return client.pubsub()
-        # redis-py's cluster pub/sub picks its node from the slot map, which is empty
-        # (KeyError) until the client has run a command: load it, then name a node.
-        async with asyncio.timeout(self._op_timeout):
-            await client.initialize()
-        return client.pubsub(node=client.get_random_node())
-
-    async def _messages(self, pubsub: Any) -> AsyncIterator[Any]:
-        """Messages as they come; an idle connection costs one wake-up per ``_IDLE_READ``.
-
-        Each read races the store's closing, so :meth:`aclose` ends the iteration at once.
-        """
-        closed = asyncio.ensure_future(self._closed.wait())
-        try:
-            while True:
-                read = asyncio.ensure_future(
-                    pubsub.get_message(ignore_subscribe_messages=True, timeout=_IDLE_READ)
-                )
-                await asyncio.wait((read, closed), return_when=asyncio.FIRST_COMPLETED)
-                if not read.done():
-                    await cancel_and_wait([read])
-                    return
-                message = read.result()
-                if message is not None:
-                    yield message
-        finally:
-            closed.cancel()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -411,24 +377,6 @@ def _as_bytes(data: bytes | str) -> bytes:
 
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
-
-
-def _invalidation(message: Any) -> tuple[str, str] | None:
-    if not isinstance(message, dict) or message.get("type") != "message":
-        return None
-    try:
-        key, fp = msgspec.msgpack.decode(message["data"], type=tuple[str, str])
-    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
-        return None
-    return key, fp
-
-
-async def _sleep_unless(event: asyncio.Event, seconds: float) -> None:
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        pass
 
 
 async def _quietly(call: Awaitable[Any]) -> None:
