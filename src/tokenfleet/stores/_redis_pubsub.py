@@ -33,9 +33,10 @@ async def messages(pubsub: Any, closed_event: asyncio.Event) -> AsyncIterator[An
     Each read races ``closed_event``, so closing the store ends the iteration at once.
     """
     closed = asyncio.ensure_future(closed_event.wait())
+    read: asyncio.Task[Any] | None = None
     try:
         while True:
-            read = asyncio.ensure_future(
+            read = asyncio.create_task(
                 pubsub.get_message(ignore_subscribe_messages=True, timeout=_IDLE_READ)
             )
             await asyncio.wait((read, closed), return_when=asyncio.FIRST_COMPLETED)
@@ -47,6 +48,10 @@ async def messages(pubsub: Any, closed_event: asyncio.Event) -> AsyncIterator[An
                 yield message
     finally:
         closed.cancel()
+        # The consumer may stop iterating (or be cancelled) while a read is pending:
+        # cancel it, or it would fail later with nobody to hear it.
+        if read is not None and not read.done():
+            read.cancel()
 
 
 def invalidation(message: Any) -> tuple[str, str] | None:
