@@ -20,15 +20,9 @@ from typing import Any
 
 import msgspec
 
-from .._exceptions import (
-    InvalidAudience,
-    InvalidIssuer,
-    MalformedToken,
-    TokenExpired,
-    TokenNotYetValid,
-)
 from .._util.bounded import BoundedDict
 from .._util.untrusted_json import UntrustedJSONError, load_object
+from .errors import InvalidAudience, InvalidIssuer, MalformedToken, TokenExpired, TokenNotYetValid
 
 __all__ = [
     "Claims",

@@ -16,8 +16,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._exceptions import (
-    ConfigurationError,
+from .._exceptions import ConfigurationError
+from .claims import Claims, split_jws
+from .dpop_key import DPOP_ALGORITHMS, b64url, jwk_thumbprint, normalize_htu, token_hash
+from .errors import (
     DPoPKeyMismatch,
     DPoPMethodMismatch,
     DPoPNonceRequired,
@@ -29,8 +31,6 @@ from .._exceptions import (
     MalformedDPoPProof,
     MalformedToken,
 )
-from .claims import Claims, split_jws
-from .dpop_key import DPOP_ALGORITHMS, b64url, jwk_thumbprint, normalize_htu, token_hash
 from .jwks import VerificationKey, _parse_key, _Unusable
 
 if TYPE_CHECKING:

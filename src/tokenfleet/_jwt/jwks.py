@@ -17,8 +17,9 @@ from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from jwt.algorithms import get_default_algorithms as _pyjwt_algorithms
 from jwt.exceptions import PyJWKError, PyJWTError
 
-from .._exceptions import ConfigurationError, DisallowedAlgorithm, DiscoveryError, UnknownKey
+from .._exceptions import ConfigurationError, DiscoveryError
 from .._util.untrusted_json import UntrustedJSONError, load_object
+from .errors import DisallowedAlgorithm, UnknownKey
 
 __all__ = ["ASYMMETRIC_ALGORITHMS", "KeySet", "VerificationKey", "check_algorithms", "parse_jwks"]
 

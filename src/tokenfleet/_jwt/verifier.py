@@ -20,21 +20,18 @@ import aiohttp
 from .._client import discovery
 from .._client.http import LazySession
 from .._client.request import check_endpoint_url
-from .._exceptions import (
-    ConfigurationError,
-    DisallowedAlgorithm,
-    DiscoveryError,
-    DPoPProofMissing,
-    FetchTimeout,
-    InvalidSignature,
-    MalformedToken,
-    TransportError,
-    UnknownKey,
-)
+from .._exceptions import ConfigurationError, DiscoveryError, FetchTimeout, TransportError
 from .._models import Token
 from .._util.closing import AsyncClosing
 from .claims import Claims, check_claims, claims_from, is_at_jwt, split_jws
 from .dpop import DPoPVerifier, bound_jkt
+from .errors import (
+    DisallowedAlgorithm,
+    DPoPProofMissing,
+    InvalidSignature,
+    MalformedToken,
+    UnknownKey,
+)
 from .jwks import ASYMMETRIC_ALGORITHMS, KeySet, VerificationKey, check_algorithms, parse_jwks
 
 __all__ = ["JWTVerifier"]
