@@ -283,7 +283,7 @@ class TokenManager(HotToken, AsyncClosing):
         normalized = self._key_for(scopes)[1]
         if entry is not None and entry.usable_until - now > min_ttl:
             if now >= entry.refresh_at:
-                self._refresh_ahead(key, normalized, entry.token, now)
+                self._flight.refresh_ahead(key, normalized, entry.token)
             self.stats.hits += 1
             return entry.token
         self.stats.misses += 1
@@ -295,25 +295,6 @@ class TokenManager(HotToken, AsyncClosing):
         if token is None:
             return None
         return Entry(token, *self.refresh.schedule(token))
-
-    def _refresh_ahead(self, key: str, scopes: Scopes, current: Token, now: float) -> None:
-        failure = self._backoff.get(key)
-        if failure is not None:
-            self.stats.stale_served += 1
-            if not failure.stale_reported:
-                failure.stale_reported = True  # one event per failed attempt, not per call
-                self._emit("stale_served", key, fingerprint=current.fingerprint)
-        if key in self._flights:
-            return
-        mono = self._backoff.monotonic()
-        if failure is not None and mono < failure.retry_at:
-            return
-        if self._flight.store_retry_at.get(key, float("-inf")) > mono and self._flight.can_hold(
-            current
-        ):
-            return  # the store was down: hold the current token until it is retried
-        self.stats.refreshes_ahead += 1
-        self._flight.start(key, scopes, current, ahead=True)
 
     async def _await_flight(
         self, key: str, scopes: Scopes, stale: Token | None, min_ttl: float
