@@ -20,6 +20,7 @@ from scenarios import (
     fleet,
     fleet_scale,
     get_token_cost,
+    integration_cpu,
     tokenfleet_only,
     warm_overhead,
 )
@@ -37,6 +38,7 @@ SCENARIOS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "dpop": dpop_cost.run,
     "credentials": credential_source.run,
     "fleet_scale": fleet_scale.run,
+    "integration": integration_cpu.run,
 }
 
 

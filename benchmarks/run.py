@@ -37,7 +37,7 @@ SCENARIOS = (
     "dpop",
     "credentials",
 )
-SCENARIOS += ("fleet_scale",)
+SCENARIOS += ("fleet_scale", "integration")
 FLEET_LATENCY = 0.1  # the fleet-scale scenario's token endpoint (issue 12's setting)
 CONTROL_NAMES = ("control_aiohttp", "control_httpx")
 # httpx 0.28 alone fails the 1,000 herd (every request: PoolTimeout or ConnectTimeout, see
@@ -50,7 +50,8 @@ ONCE = ("memory_rss", "memory_traced")  # deterministic enough to measure once p
 
 def measure(scenario: str, params: dict[str, Any]) -> dict[str, Any]:
     """One measurement in a fresh process; a failure becomes ``{"error": ...}``."""
-    env = {**os.environ, "PYTHONPATH": str(HERE), "PYTHONWARNINGS": "ignore"}
+    path = os.pathsep.join(filter(None, (str(HERE), os.environ.get("PYTHONPATH"))))
+    env = {**os.environ, "PYTHONPATH": path, "PYTHONWARNINGS": "ignore"}  # a checkout's src
     command = [sys.executable, str(HERE / "measure.py"), scenario, json.dumps(params)]
     try:
         done = subprocess.run(
@@ -89,6 +90,7 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
         (s, s, dict(latency))
         for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop", "credentials")
     ]
+    steps.append(("integration", "integration", dict(latency)))
     members, processes = (200, 4) if args.quick else (args.members, args.processes)
     for store in ("redis", "file"):
         params = {"store": store, "members": members, "processes": processes}

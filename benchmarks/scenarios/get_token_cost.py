@@ -1,12 +1,13 @@
 """Scenario 4: the library's own "current token" call, warm, beside the floor: a
-coroutine that returns a value from a dict. Interleaved rounds, the fastest kept."""
+coroutine that returns a value from a dict. Interleaved rounds, medians; ``ratio`` is the
+median over rounds of (call / floor) in the same round."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from _support import dev_server, per_call_ns
+from _support import dev_server, median, per_call_ns
 from contenders import Setup, load
 
 ROUND_SECONDS = 0.2
@@ -34,4 +35,10 @@ async def run(name: str, latency: float, rounds: int = 7) -> dict[str, Any]:
             for _ in range(rounds):
                 base.append(await per_call_ns(floor, 200_000))
                 ours.append(await per_call_ns(contender.get_token, calls))
-    return {"get_token_ns": min(ours), "floor_ns": min(base), "calls": calls}
+    ratios = [a / b for a, b in zip(ours, base, strict=True)]
+    return {
+        "get_token_ns": median(ours),
+        "floor_ns": median(base),
+        "ratio": median(ratios),
+        "calls": calls,
+    }

@@ -15,13 +15,24 @@ from typing import ClassVar
 
 from yarl import URL
 
+from ._client import endpoints
 from ._client.dpop import ResourceDPoP
-from ._client.endpoints import Endpoint, Origin, endpoint_of, is_token_endpoint, origin_of
+from ._client.endpoints import (
+    Endpoint,
+    Origin,
+    endpoint_of,
+    endpoint_path,
+    endpoint_paths,
+    is_noted,
+    is_token_endpoint,
+    normal_origin,
+    origin_of,
+)
 from ._client.request import check_endpoint_url
 from ._exceptions import ConfigurationError
 from ._manager.manager import TokenManager
 from ._models import Token
-from ._util.bounded import BoundedDict
+from ._util.bounded import MAX_KEYS, BoundedDict, make_room
 
 __all__ = [
     "Bearer",
@@ -93,7 +104,15 @@ def token_endpoint(manager: TokenManager) -> Endpoint | None:
 def is_endpoint(url: URL, endpoint: Endpoint | None) -> bool:
     """Whether ``url`` (query and fragment aside) is ``endpoint``, or the token endpoint
     of any client in this process (a wrapper source may describe none)."""
-    return (endpoint is not None and endpoint_of(url) == endpoint) or is_token_endpoint(url)
+    if endpoint is None:
+        return is_token_endpoint(url)
+    found = endpoint_of(url)
+    return found == endpoint or is_noted(found)
+
+
+# What a request's origin decides, cached per origin (see Destinations.allows): refused,
+# allowed, or allowed except for these (token endpoint) paths.
+Decision = bool | frozenset[str]
 
 
 class FirstOrigin:
@@ -151,6 +170,19 @@ class Destinations:
         self.endpoint = token_endpoint(manager)
         self._integration = integration
         self._refused: BoundedDict[str, None] = BoundedDict()  # origins already explained
+        self._bases: BoundedDict[URL, frozenset[Origin]] = BoundedDict()
+        # What each origin decides, cached (see allows): with ``origins=`` in ``verdicts``,
+        # keyed by origin (or the caller's key for it), read on every request, so a plain
+        # dict that make_room bounds (see bounded.py); without, in ``_defaults``, keyed
+        # by (origin, allowed origins). Both forgotten when a token endpoint is noted.
+        self.verdicts: dict[object, Decision] = {}
+        self._defaults: dict[object, Decision] = {}
+        endpoints.watch(self)
+
+    def forget(self) -> None:
+        """Drop every cached decision (a new token endpoint was noted)."""
+        self.verdicts.clear()
+        self._defaults.clear()
 
     def _explain(self, url: URL, allowed: frozenset[Origin]) -> None:
         """Say once per origin why a request went out without the token (a bare 401 with
@@ -168,23 +200,57 @@ class Destinations:
             ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
         )
 
-    def allows(self, url: URL, base_url: URL | None = None) -> bool:
-        """Whether a request to ``url`` (of a session with ``base_url``) gets the token."""
-        if is_endpoint(url, self.endpoint):
-            return False  # the token endpoint itself: never (and no recursion)
+    def allows(self, url: URL, base_url: URL | None = None, key: object = None) -> bool:
+        """Whether a request to ``url`` (of a session with ``base_url``) gets the token.
+
+        The origin decides almost everything, so its verdict is cached per origin (or
+        per ``key``, a caller's cheaper stand-in for it that equal origins share) until a
+        new token endpoint is noted: only a request to an origin that also serves a token
+        endpoint pays for the path check, every other one a dict lookup.
+        """
+        if key is None:
+            key = origin_of(url)
         if self.fixed:
-            allowed = self.fixed
-        elif base_url is not None:
-            what = "the ClientSession's base_url"
-            allowed = frozenset(
-                {check_origin(base_url, allow_insecure_http=self.insecure, what=what)}
-            )
+            allowed, table = self.fixed, self.verdicts
         else:
-            allowed = self.first.allowed(url)
-        if origin_of(url) in allowed:
+            allowed = self._of_base(base_url) if base_url is not None else self.first.allowed(url)
+            key, table = (key, allowed), self._defaults  # several sessions' base_urls
+        decision = table.get(key)
+        if decision is None:
+            generation = endpoints.generation  # before the endpoints are read (see watch)
+            decision = self._decide(url, allowed)
+            make_room(table, MAX_KEYS, key)
+            table[key] = decision
+            if endpoints.generation != generation:
+                table.pop(key, None)  # decided on endpoints that changed meanwhile
+        if decision is True:
             return True
-        self._explain(url, allowed)
-        return False
+        if decision is False:
+            if not is_endpoint(url, self.endpoint):  # the token endpoint: not worth a word
+                self._explain(url, allowed)
+            return False
+        return endpoint_path(url) not in decision  # never the token endpoint itself
+
+    def _decide(self, url: URL, allowed: frozenset[Origin]) -> Decision:
+        """Refused (``False``), allowed (``True``), or allowed but for these paths: the
+        token endpoints at ``url``'s origin."""
+        origin = origin_of(url)
+        if origin not in allowed:
+            return False
+        normal = normal_origin(origin)
+        paths = endpoint_paths(normal)
+        if self.endpoint is not None and self.endpoint[0] == normal:
+            paths |= {self.endpoint[1]}
+        return paths or True
+
+    def _of_base(self, base_url: URL) -> frozenset[Origin]:
+        """The allowed origins of a session with ``base_url`` (checked once per URL)."""
+        allowed = self._bases.get(base_url)
+        if allowed is None:
+            what = "the ClientSession's base_url"
+            origin = check_origin(base_url, allow_insecure_http=self.insecure, what=what)
+            allowed = self._bases[base_url] = frozenset({origin})
+        return allowed
 
 
 class Bearer:
@@ -218,6 +284,18 @@ class Bearer:
             integration, manager, origins, allow_insecure_http=allow_insecure_http
         )
         self.dpop = ResourceDPoP()  # proofs and nonces for DPoP-bound tokens (RFC 9449)
+        # The last plain Bearer token and its header: one tuple, so that threads sharing
+        # this object never read a token with another token's header.
+        self.last: tuple[Token | None, str] = (None, "")
+
+    def header(self, token: Token) -> str:
+        """``token``'s ``Authorization`` value if it is a plain Bearer token (then kept in
+        ``last``, so the next request with it builds nothing); ``""`` for DPoP."""
+        if token.dpop_key is not None or token.token_type.lower() == "dpop":
+            return ""  # ResourceDPoP.apply: a proof per request, or a ConfigurationError
+        header = token.authorization
+        self.last = (token, header)
+        return header
 
     async def token(self) -> Token:
         """The token to send now."""

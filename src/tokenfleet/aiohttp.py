@@ -19,6 +19,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payl
 from yarl import URL
 
 from ._bearer import BearerAuthBase
+from ._client.endpoints import normal_path
 from ._client.http import is_own_request
 from ._models import Token
 
@@ -84,12 +85,33 @@ class BearerAuth(BearerAuthBase):
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         """Authenticate ``request`` if it is meant to be, and retry it once after a 401."""
-        if not self._should_authenticate(request):
+        if (
+            is_own_request()  # tokenfleet's own token, metadata or JWKS request: never recurse
+            or hdrs.AUTHORIZATION in request.headers  # the caller chose its own credentials
+            or not self._allowed(request)
+        ):
             return await handler(request)
-        token = await self._bearer.token()
-        response, sent = await self._send(request, handler, token)
+        bearer = self._bearer
+        token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
+        last, header = bearer.last  # a plain Bearer token's header, made once per token
+        if token is not last and not (header := bearer.header(token)):
+            response, sent = await self._send(request, handler, token)  # DPoP (RFC 9449)
+        else:
+            request.headers[hdrs.AUTHORIZATION] = header
+            response, sent = await handler(request), None
         if response.status != 401:
             return response
+        return await self._after_401(request, handler, token, response, sent)
+
+    async def _after_401(
+        self,
+        request: ClientRequest,
+        handler: ClientHandlerType,
+        token: Token,
+        response: ClientResponse,
+        sent: str | None,
+    ) -> ClientResponse:
+        """A 401: one retry with a DPoP nonce, or with a fresh token (see the class)."""
         challenge = response.headers.get(hdrs.WWW_AUTHENTICATE)
         if self._bearer.dpop.nonce_challenge(token, request.url, challenge, sent):
             # RFC 9449 §9: not the token's fault; the caller's own retry carries the nonce
@@ -113,7 +135,8 @@ class BearerAuth(BearerAuthBase):
         dpop = self._bearer.dpop
         sent = dpop.apply(request.headers, token, request.method, request.url)
         response = await handler(request)
-        dpop.observe(token, request.url, response.headers.get("DPoP-Nonce"))
+        if token.dpop_key is not None:
+            dpop.observe(token, request.url, response.headers.get("DPoP-Nonce"))
         return response, sent
 
     async def _replacement(
@@ -139,12 +162,20 @@ class BearerAuth(BearerAuthBase):
         await request.close()
         return fresh
 
-    def _should_authenticate(self, request: ClientRequest) -> bool:
-        if is_own_request():
-            return False  # tokenfleet's own token, metadata or JWKS request: never recurse
-        if hdrs.AUTHORIZATION in request.headers:
-            return False  # the caller chose its own credentials
-        return self._bearer.destinations.allows(request.url, _session_base_url(request))
+    def _allowed(self, request: ClientRequest) -> bool:
+        """Whether ``request`` may get the token: its origin's cached verdict if it has
+        one (see ``Destinations.allows``), else the whole decision."""
+        url = request.url
+        key = (url.scheme, url.raw_authority)  # the origin, as a cache key (cheap to read)
+        destinations = self._bearer.destinations
+        verdict = destinations.verdicts.get(key)
+        if verdict is True:
+            return True
+        if verdict:  # allowed, but this origin also serves a token endpoint at these paths
+            return normal_path(url.path) not in verdict
+        if destinations.fixed:  # the session's base_url cannot matter: not looked up
+            return destinations.allows(url, key=key)
+        return destinations.allows(url, _session_base_url(request), key)
 
 
 def _session_base_url(request: ClientRequest) -> URL | None:

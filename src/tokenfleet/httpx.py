@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from yarl import URL
 
 from ._bearer import BearerAuthBase
+from ._client.endpoints import normal_path
 from ._exceptions import ConfigurationError
 
 __all__ = ["BearerAuth"]
@@ -89,13 +90,23 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
         if not self._should_authenticate(request):
             yield request
             return
-        token = await self._bearer.token()
-        dpop, url = self._bearer.dpop, URL(str(request.url))
-        sent = dpop.apply(request.headers, token, request.method, url)
-        response = yield request
-        dpop.observe(token, url, response.headers.get("DPoP-Nonce"))
-        if response.status_code != 401:
-            return
+        bearer = self._bearer
+        token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
+        dpop, sent = bearer.dpop, None
+        last, header = bearer.last  # a plain Bearer token's header, made once per token
+        if token is last or (header := bearer.header(token)):
+            request.headers["Authorization"] = header  # the common case: nothing else
+            response = yield request
+            if response.status_code != 401:
+                return
+            url = URL(str(request.url))  # for the 401 only: parsing costs per request
+        else:  # DPoP (RFC 9449 §7): a proof per request, nonces remembered per origin
+            url = URL(str(request.url))
+            sent = dpop.apply(request.headers, token, request.method, url)
+            response = yield request
+            dpop.observe(token, url, response.headers.get("DPoP-Nonce"))
+            if response.status_code != 401:
+                return
         replayable = isinstance(request.stream, httpx.ByteStream)
         challenge = response.headers.get("WWW-Authenticate")
         if dpop.nonce_challenge(token, url, challenge, sent):
@@ -131,7 +142,15 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
     def _should_authenticate(self, request: httpx.Request) -> bool:
         if "Authorization" in request.headers:
             return False  # the caller chose its own credentials
-        return self._bearer.destinations.allows(URL(str(request.url)))
+        url = request.url
+        key = (url.scheme, url.raw_host, url.port)  # the origin, as a cache key (port
+        destinations = self._bearer.destinations  # None: the scheme's default)
+        verdict = destinations.verdicts.get(key)  # see Destinations.allows
+        if verdict is True:
+            return True  # an allowed origin without a token endpoint: nothing to parse
+        if verdict:  # allowed, but this origin also serves a token endpoint at these paths
+            return normal_path(url.path) not in verdict
+        return destinations.allows(URL(str(url)), key=key)
 
 
 def _async_only() -> NoReturn:

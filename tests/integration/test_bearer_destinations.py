@@ -15,7 +15,7 @@ from yarl import URL
 import tokenfleet.aiohttp
 import tokenfleet.httpx
 from helpers import client_for
-from tokenfleet import TokenManager
+from tokenfleet import ClientCredentials, TokenManager
 from tokenfleet._bearer import endpoint_of, is_endpoint
 from tokenfleet.testing import DevAuthServer
 
@@ -100,3 +100,36 @@ async def test_a_refused_origin_is_explained_once_at_info(
     said = [r for r in caplog.records if r.levelno == logging.INFO and "origins=" in r.message]
     assert [other.url in r.message for r in said] == [True, False]
     assert [third.url in r.message for r in said] == [False, True]
+
+
+@pytest.mark.parametrize("integration", ["aiohttp", "httpx"])
+async def test_an_origin_that_gains_a_token_endpoint_stops_getting_the_token(
+    idp: DevAuthServer, tokens: TokenManager, integration: str
+) -> None:
+    """The per-origin verdict the integrations cache is dropped when a client of this
+    process notes a token endpoint at that origin later: never a stale "allowed"."""
+    async with Recorder() as api:
+
+        async def get_ok(http: aiohttp.ClientSession | httpx.AsyncClient) -> None:
+            if isinstance(http, aiohttp.ClientSession):
+                async with http.get(api.url + "/ok") as response:
+                    assert response.status == 200
+            else:
+                assert (await http.get(api.url + "/ok")).status_code == 200
+
+        async def two_requests(http: aiohttp.ClientSession | httpx.AsyncClient) -> None:
+            await get_ok(http)
+            await get_ok(http)  # the origin's verdict now cached
+            ClientCredentials(api.url + "/ok", client_id="c", client_secret="s")  # noted
+            await get_ok(http)
+
+        if integration == "aiohttp":
+            auth = tokenfleet.aiohttp.BearerAuth(tokens, origins=[api.url])
+            async with aiohttp.ClientSession(middlewares=[auth]) as session:
+                await two_requests(session)
+        else:
+            auth_x = tokenfleet.httpx.BearerAuth(tokens, origins=[api.url])
+            async with httpx.AsyncClient(auth=auth_x) as client:
+                await two_requests(client)
+    token = await tokens.get_token()
+    assert api.authorizations == [token.authorization, token.authorization, None]

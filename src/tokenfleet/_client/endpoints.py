@@ -11,6 +11,8 @@ from __future__ import annotations
 import posixpath
 import re
 import threading
+import weakref
+from typing import Protocol
 
 from yarl import URL
 
@@ -20,9 +22,16 @@ __all__ = [
     "Endpoint",
     "Origin",
     "endpoint_of",
+    "endpoint_path",
+    "endpoint_paths",
+    "generation",
+    "is_noted",
     "is_token_endpoint",
+    "normal_origin",
+    "normal_path",
     "note_token_endpoint",
     "origin_of",
+    "watch",
 ]
 
 Origin = tuple[str, str, int]  # (scheme, host, port): RFC 6454 §4, ports made explicit
@@ -30,6 +39,28 @@ Endpoint = tuple[Origin, str]  # (origin, path): query and fragment aside
 
 _known: BoundedDict[Endpoint, None] = BoundedDict()
 _lock = threading.Lock()  # clients live on several threads' loops (tests, dev servers)
+generation = 0
+"""Bumped each time a new token endpoint is noted (read as ``endpoints.generation``)."""
+
+
+class Watcher(Protocol):
+    """What caches a decision derived from the noted endpoints (see :func:`watch`)."""
+
+    def forget(self) -> None: ...
+
+
+_watchers: weakref.WeakSet[Watcher] = weakref.WeakSet()
+
+
+def watch(watcher: Watcher) -> None:
+    """Call ``watcher.forget()`` each time a new token endpoint is noted, while it lives.
+
+    A decision cached from the endpoints known at ``generation`` ``g`` is safe if the
+    cache stores it, then re-reads ``generation`` and drops it unless still ``g``: a note
+    bumps ``generation`` before it calls ``forget()``.
+    """
+    with _lock:
+        _watchers.add(watcher)
 
 
 def origin_of(url: URL) -> Origin:
@@ -48,21 +79,56 @@ def endpoint_of(url: URL) -> Endpoint:
     (RFC 3986 §6.2.2 and beyond: servers differ), and a trailing dot leaves the host.
     Erring wide only ever keeps a token *from* a URL.
     """
-    scheme, host, port = origin_of(url)
-    # normpath removes dot segments as RFC 3986 §5.2.4 does (a URL built with
-    # encoded=True keeps them); it keeps a leading "//", which the sub already folded.
-    path = posixpath.normpath(_SLASHES.sub("/", url.path) or "/").rstrip("/").casefold()
-    return (scheme.lower(), host.lower().rstrip("."), port), path or "/"
+    return normal_origin(origin_of(url)), endpoint_path(url)
+
+
+def endpoint_path(url: URL) -> str:
+    """The path part of :func:`endpoint_of`."""
+    return normal_path(url.path)
+
+
+def normal_path(path: str) -> str:
+    """A percent-decoded URL path as :func:`endpoint_of` compares it."""
+    if "." in path or "//" in path:
+        # normpath removes dot segments as RFC 3986 §5.2.4 does (a URL built with
+        # encoded=True keeps them); it keeps a leading "//", which the sub already folded.
+        # Without a dot or a doubled slash it would change nothing (the common case).
+        path = posixpath.normpath(_SLASHES.sub("/", path) or "/")
+    return path.rstrip("/").casefold() or "/"
+
+
+def normal_origin(origin: Origin) -> Origin:
+    """``origin`` as :func:`endpoint_of` compares it: lowercase, no trailing dot."""
+    scheme, host, port = origin
+    return scheme.lower(), host.lower().rstrip("."), port
 
 
 def note_token_endpoint(url: str) -> None:
     """Remember ``url`` as a token endpoint of this process."""
+    global generation
     endpoint = endpoint_of(URL(url))
     if endpoint not in _known:
         with _lock:
             _known[endpoint] = None
+            generation += 1
+            for watcher in list(_watchers):
+                watcher.forget()
+
+
+def endpoint_paths(origin: Origin) -> frozenset[str]:
+    """The paths of the token endpoints at ``origin`` (normalised) noted so far.
+
+    For a decision cached per origin until ``generation`` moves (a miss: not per request).
+    """
+    with _lock:
+        return frozenset(path for (where, path) in _known if where == origin)
 
 
 def is_token_endpoint(url: URL) -> bool:
     """Whether ``url`` is a token endpoint some client of this process posts to."""
     return endpoint_of(url) in _known
+
+
+def is_noted(endpoint: Endpoint) -> bool:
+    """Whether ``endpoint`` (from :func:`endpoint_of`) is a token endpoint of this process."""
+    return endpoint in _known

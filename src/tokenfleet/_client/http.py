@@ -41,13 +41,11 @@ _CHUNK = 64 * 1024
 _own_request = contextvars.ContextVar("tokenfleet_own_request", default=False)
 
 
-def is_own_request() -> bool:
-    """Whether the running code is sending one of tokenfleet's own requests.
-
-    Middlewares run in the task that sends the request, so a context variable set around
-    ``session.request`` reaches them; it is reset as soon as the request is done.
-    """
-    return _own_request.get()
+# Whether the running code is sending one of tokenfleet's own requests. Middlewares run
+# in the task that sends the request, so a context variable set around
+# ``session.request`` reaches them; it is reset as soon as the request is done. The bound
+# method itself, not a function around it: the aiohttp middleware asks on every request.
+is_own_request: Callable[[], bool] = _own_request.get
 
 
 @dataclass(frozen=True, slots=True)
