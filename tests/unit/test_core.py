@@ -110,6 +110,20 @@ def test_token_url_plain_http_refused_unless_allowed() -> None:
         request.check_endpoint_url("ftp://x/y")
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://[::1/token",  # urlsplit: "Invalid IPv6 URL"
+        "https://\u2100.com/token",  # urlsplit: invalid under NFKC normalization
+        "https://exa\u00admple.com/token",  # yarl (every later use of the URL) refuses it
+    ],
+)
+def test_token_url_unparseable_is_a_configuration_error(url: str) -> None:
+    # Also what a discovery document's token_endpoint goes through: a server's value.
+    with pytest.raises(ConfigurationError, match="not a valid URL"):
+        request.check_endpoint_url(url)
+
+
 # --------------------------------------------------------------------------- responses
 
 

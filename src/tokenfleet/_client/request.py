@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlencode, urlsplit
 
 import msgspec
+from yarl import URL
 
 from .._exceptions import ConfigurationError
 
@@ -114,7 +115,12 @@ def check_endpoint_url(
     """Refuse anything but ``https`` unless the host is loopback or the user insists."""
     if not isinstance(url, str) or not url:
         raise ConfigurationError(f"{what} must be a non-empty URL string")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bad IPv6 literal, characters NFKC folds into URL syntax
+        parts = None
+    if parts is None or not _parses(url):
+        raise ConfigurationError(f"{what} {url[:200]!r} is not a valid URL; check its host")
     try:
         parts.port  # noqa: B018 - validates: a port must be a number in 0-65535
     except ValueError:
@@ -131,6 +137,16 @@ def check_endpoint_url(
             "network unencrypted. Use https, or pass allow_insecure_http=True for a test setup"
         )
     raise ConfigurationError(f"{what} {url!r} is not an absolute http(s) URL")
+
+
+def _parses(url: str) -> bool:
+    """Whether yarl, which every later use of the URL goes through (aiohttp, the token
+    endpoint table), accepts it: its host rules are stricter than ``urlsplit``'s."""
+    try:
+        URL(url)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback(host: str) -> bool:
