@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from .._exceptions import (
     ConfigurationError,
@@ -23,6 +24,7 @@ from .._exceptions import (
 )
 from .._util.bounded import BoundedDict
 from .._util.untrusted_json import UntrustedJSONError, load_object
+from .endpoints import endpoint_of
 from .http import send
 from .request import check_endpoint_url
 from .response import MAX_BODY_BYTES
@@ -173,9 +175,9 @@ def check_endpoint(value: str, member: str, url: str, allow_insecure_http: bool)
 
 
 def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme.lower(), 0)
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').rstrip('.')}:{port}"
+    """The origin as the token endpoint table compares it (host folded, port explicit)."""
+    scheme, host, port = endpoint_of(URL(url))[0]
+    return f"{scheme}://{host}:{port}"
 
 
 _said: BoundedDict[str, None] = BoundedDict()  # (issuer, origin) pairs already logged

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import MutableMapping
+from collections.abc import Hashable, MutableMapping
 
 import msgspec
 from yarl import URL
@@ -24,6 +24,7 @@ from yarl import URL
 from .._exceptions import ConfigurationError, DPoPDowngrade, UseDPoPNonce
 from .._jwt.dpop_key import DPoPKey
 from .._models import Token
+from .endpoints import origin_of
 
 __all__ = [
     "NonceMemory",
@@ -64,14 +65,14 @@ class NonceMemory:
     """The latest ``DPoP-Nonce`` of each server, oldest forgotten beyond a bound."""
 
     def __init__(self, limit: int = _MAX_SERVERS) -> None:
-        self._nonces: OrderedDict[str, str] = OrderedDict()
+        self._nonces: OrderedDict[Hashable, str] = OrderedDict()
         self._limit = limit
 
-    def get(self, server: str) -> str | None:
+    def get(self, server: Hashable) -> str | None:
         """The nonce to put in the next proof for ``server``, if it gave one."""
         return self._nonces.get(server)
 
-    def observe(self, server: str, header: str | None) -> bool:
+    def observe(self, server: Hashable, header: str | None) -> bool:
         """Remember ``header`` (a response's ``DPoP-Nonce``) if valid; whether it was new."""
         if not header or len(header) > _MAX_NONCE or not _NQCHAR.fullmatch(header):
             return False
@@ -192,7 +193,7 @@ class ResourceDPoP:
                 )
             headers["Authorization"] = token.authorization
             return None
-        nonce = self.nonces.get(_origin(url))
+        nonce = self.nonces.get(origin_of(url))
         headers["Authorization"] = token.authorization
         headers["DPoP"] = key.proof(method, url, access_token=token.access_token, nonce=nonce)
         return nonce
@@ -200,7 +201,7 @@ class ResourceDPoP:
     def observe(self, token: Token, url: URL, nonce_header: str | None) -> None:
         """Remember the ``DPoP-Nonce`` of a response to a DPoP request (§9)."""
         if token.dpop_key is not None and nonce_header:
-            self.nonces.observe(_origin(url), nonce_header)
+            self.nonces.observe(origin_of(url), nonce_header)
 
     def nonce_challenge(
         self, token: Token, url: URL, www_authenticate: str | None, sent: str | None
@@ -211,9 +212,5 @@ class ResourceDPoP:
         challenge = dpop_challenge(www_authenticate)
         if challenge is None or challenge.get("error") != "use_dpop_nonce":
             return False
-        fresh = self.nonces.get(_origin(url))
+        fresh = self.nonces.get(origin_of(url))
         return fresh is not None and fresh != sent
-
-
-def _origin(url: URL) -> str:
-    return f"{url.scheme}://{url.raw_host}:{url.port}"
