@@ -7,7 +7,6 @@ never logged, and an exception inside it becomes a ``CredentialError``.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import inspect
 import time
@@ -18,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from .._exceptions import ConfigurationError, CredentialError
+from .._jwt.dpop_key import b64url
 from .._models import Secret
 from . import assertions
 from .auth import check_alg, secret_text
@@ -281,5 +281,4 @@ def certificate_thumbprint(value: str | bytes | None, method: str) -> str | None
         raise ConfigurationError(
             "certificate is not a PEM X.509 certificate (-----BEGIN CERTIFICATE-----)"
         ) from None
-    digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return b64url(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
