@@ -72,3 +72,12 @@ def test_a_bytes_secret_that_is_not_utf8_is_a_typed_error_without_the_secret(
     shown = "".join(traceback.format_exception(info.value)) + repr(info.value)
     assert SECRET not in shown and repr(secret) not in shown
     assert info.value.__cause__ is None and info.value.__context__ is None
+
+
+def test_an_encryption_key_ring_refuses_pickling() -> None:
+    # Like the clients and DPoPKey: a typed refusal, not the AESGCM object's TypeError.
+    from tokenfleet import AesGcmCipher
+
+    cipher = AesGcmCipher(b"K" * 32)
+    with pytest.raises(ConfigurationError, match="cannot be pickled"):
+        pickle.dumps(cipher)

@@ -27,6 +27,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterable, Mapping
+from typing import NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -146,6 +147,12 @@ class AesGcmCipher:
 
     def __repr__(self) -> str:
         return f"AesGcmCipher(key_ids={list(self.key_ids)!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            "a tokenfleet AesGcmCipher cannot be pickled (it holds encryption keys): build "
+            "it in each process, e.g. AesGcmCipher.from_env()"
+        )
 
 
 def _pairs(keys: KeyLike | Iterable[KeyLike] | Mapping[str, KeyLike]) -> list[tuple[bytes, bytes]]:
