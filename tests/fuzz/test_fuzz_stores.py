@@ -1,8 +1,9 @@
 """Fuzzing what a shared store can find, and what ``store_from_url`` can be given.
 
-Bytes under a token key (random, or a real envelope truncated, bit-flipped or spliced;
-sealed or not) in a file and in a real redis-server: ``get`` gives ``None`` or a token,
-never raises. Store URLs (random text, and URLs near the valid ones): a store, or a
+Bytes under a token key (random, or a real envelope truncated, bit-flipped, spliced or
+carrying deeply nested msgpack; sealed or not) in a file and in a real redis-server:
+``get`` gives ``None`` or a token, never raises; cooldown bytes give a cooldown or none.
+Store URLs (random text, and URLs near the valid ones): a store, or a
 ``ConfigurationError``.
 """
 
@@ -32,7 +33,9 @@ def envelope(sealed: bool) -> bytes:
 @st.composite
 def stored_bytes(draw: st.DrawFn) -> bytes:
     real = envelope(draw(st.booleans()))
-    how = draw(st.sampled_from(["random", "truncated", "flipped", "spliced"]))
+    how = draw(st.sampled_from(["random", "truncated", "flipped", "spliced", "nested"]))
+    if how == "nested":
+        return nested(draw, real)
     if how == "random":
         return draw(st.binary(max_size=300))
     if how == "truncated":
@@ -44,6 +47,20 @@ def stored_bytes(draw: st.DrawFn) -> bytes:
         return bytes(data)
     cut = draw(st.integers(0, len(real)))
     return real[:cut] + draw(st.binary(max_size=40)) + real[cut:]
+
+
+def nested(draw: st.DrawFn, real: bytes) -> bytes:
+    """Deep msgpack nesting (msgspec recurses once per level): alone, as an extra trailing
+    member of a real envelope, or spliced into it."""
+    depth = draw(st.sampled_from([100, 1_000, 5_000, 50_000]))
+    deep = draw(st.sampled_from([b"\x91", b"\x81\xa1a", b"\xdc\x00\x01"])) * depth + b"\xc0"
+    where = draw(st.sampled_from(["alone", "tail", "spliced"]))
+    if where == "alone":
+        return deep
+    if where == "tail":
+        return bytes([real[0] + 1]) + real[1:] + deep  # 0x94 -> 0x95: a fifth member
+    cut = draw(st.integers(0, len(real)))
+    return real[:cut] + deep + real[cut:]
 
 
 _settings = settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -85,6 +102,29 @@ def test_redis_store_reads_any_bytes_as_a_miss_or_a_token(
 
         token = asyncio.run(read())
         assert token is None or token.access_token == "tok-123"
+
+    check()
+
+
+_cooldown = _codec.encode_cooldown(time.time() + 30, "HTTP 429")
+
+
+@st.composite
+def cooldown_bytes(draw: st.DrawFn) -> bytes:
+    if draw(st.booleans()):
+        return nested(draw, _cooldown)
+    return draw(st.binary(max_size=100))
+
+
+def test_file_store_reads_any_cooldown_bytes_as_none_or_a_cooldown(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "s")
+
+    @_settings
+    @given(cooldown_bytes())
+    def check(data: bytes) -> None:
+        store._file("k", ".cooldown").write_bytes(data)
+        cooldown = asyncio.run(store.get_cooldown("k"))
+        assert cooldown is None or isinstance(cooldown[1], str)
 
     check()
 

@@ -147,6 +147,15 @@ async def test_a_waiter_learns_quickly_that_the_lock_is_free(store: TokenStore) 
 # ---------------------------------------------------------------------- shared stores
 
 
+def clear_entry(**members: object) -> bytes:
+    """A clear version-1 envelope whose token has ``members`` set to anything at all."""
+    token = make_token()
+    body = {f: getattr(token, f) for f in token.__struct_fields__} | members
+    return msgspec.msgpack.encode(
+        [1, token.fingerprint, time.time() + 60, msgspec.msgpack.encode(body)]
+    )
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -155,6 +164,7 @@ async def test_a_waiter_learns_quickly_that_the_lock_is_free(store: TokenStore) 
         pytest.param(msgspec.msgpack.encode([2, "abc", 1e12, b"x"]), id="other-version"),
         pytest.param(msgspec.msgpack.encode([1, "abc", "soon", 5]), id="wrong-types"),
         pytest.param(b"", id="empty"),
+        pytest.param(clear_entry(dpop_key=-32), id="dpop-key-not-a-pair"),
     ],
 )
 async def test_an_unreadable_entry_is_a_miss_and_one_warning(

@@ -25,9 +25,9 @@ cipher; without a cipher, :func:`encode` refuses such a token (``DPoPKeyNotSeale
 :func:`decode_entry` refuses a clear entry that holds a key, so no private key ever lies
 in a shared cache in clear.
 
-Anything that does not decode (another version, truncated, garbage, wrong types, a
-fingerprint that does not match its token) is a miss, reported by :class:`Codec` with one
-WARNING per period per store, never with the bytes themselves.
+Anything that does not decode (another version, truncated, garbage, wrong types, nesting
+too deep for the decoder, a fingerprint that does not match its token) is a miss, reported
+by :class:`Codec` with one WARNING per period per store, never with the bytes themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -53,6 +53,7 @@ __all__ = [
     "decode",
     "encode",
     "header",
+    "load",
 ]
 
 VERSION = 1
@@ -60,6 +61,8 @@ _SEALED = b"\xc1"  # msgpack's one never-used byte: marks a sealed token body
 _WARN_EVERY = 60.0  # seconds between two "unreadable entry" warnings of one store
 
 logger = logging.getLogger("tokenfleet")
+
+T = TypeVar("T")
 
 
 class Cipher(Protocol):
@@ -105,19 +108,24 @@ def _enc_hook(value: object) -> object:
 
 
 def _dec_hook(kind: type, value: object) -> object:
-    if kind is DPoPKey and isinstance(value, list) and len(value) == 2:
+    if kind is not DPoPKey:
+        raise NotImplementedError(f"cannot read a {kind.__name__}")
+    # Any other shape (a number, a map, three members) is an unreadable entry too.
+    if isinstance(value, list) and len(value) == 2:
         alg, der = value
         if isinstance(alg, str) and isinstance(der, bytes):
             try:
                 return DPoPKey._import(der, alg)
             except (ConfigurationError, ValueError, TypeError, UnsupportedAlgorithm):
                 pass
-        raise msgspec.ValidationError("not a usable DPoP key")
-    raise NotImplementedError(f"cannot read a {kind.__name__}")
+    raise msgspec.ValidationError("not a usable DPoP key")
 
 
-# msgspec reports invalid UTF-8 in a str field as UnicodeDecodeError, not DecodeError.
-_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError)
+# msgspec reports invalid UTF-8 in a str field as UnicodeDecodeError, not DecodeError, and
+# recurses once per nesting level, even to skip a member it does not know: planted
+# ``[[[…50,000 levels…]]]`` (one byte per level) raises RecursionError at the interpreter's
+# limit. All three are an unreadable entry (the JSON analogue is _util/untrusted_json.py).
+_UNREADABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 _encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _version_decoder = msgspec.msgpack.Decoder(_Version)
 _envelope_decoder = msgspec.msgpack.Decoder(_Envelope)
@@ -218,6 +226,16 @@ def decode_cooldown(data: bytes) -> Cooldown | None:
         return _cooldown_decoder.decode(data)
     except _UNREADABLE:
         return None
+
+
+def load(data: Any, kind: type[T]) -> T | None:
+    """Any other msgpack read from a store or a channel (tombstones, pub/sub messages) as
+    ``kind``, or ``None`` whatever ``data`` is (not bytes, garbage, deeply nested)."""
+    try:
+        value: T = msgspec.msgpack.decode(data, type=kind)
+    except (*_UNREADABLE, TypeError):  # TypeError: a message whose data is not bytes
+        return None
+    return value
 
 
 class Codec:

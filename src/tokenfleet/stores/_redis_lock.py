@@ -24,10 +24,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-import msgspec
-
 from .._exceptions import StoreError
 from .._models import Token
+from . import _codec
 
 logger = logging.getLogger("tokenfleet")
 
@@ -250,10 +249,7 @@ def released_key(message: Any, channel: str) -> str | None:
     name = message.get("channel")
     if (name.decode("utf-8", "replace") if isinstance(name, bytes) else name) != channel:
         return None
-    try:
-        return msgspec.msgpack.decode(message["data"], type=str)
-    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
-        return None
+    return _codec.load(message["data"], str)
 
 
 def _ms(seconds: float) -> int:

@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import redis.asyncio as aioredis
 
 from .._util.tasks import cancel_and_wait
+from . import _codec
 
 # An idle pub/sub connection waits this long per read: a short read timeout costs every
 # idle process a wake-up per read (1,000 members at 0.2 s burned a quarter of a core).
@@ -58,11 +58,7 @@ def invalidation(message: Any) -> tuple[str, str] | None:
     """``(key, fingerprint)`` of an invalidation message; ``None`` for anything else."""
     if not isinstance(message, dict) or message.get("type") != "message":
         return None
-    try:
-        key, fp = msgspec.msgpack.decode(message["data"], type=tuple[str, str])
-    except (msgspec.DecodeError, TypeError, UnicodeDecodeError):
-        return None
-    return key, fp
+    return _codec.load(message["data"], tuple[str, str])
 
 
 async def sleep_unless(event: asyncio.Event, seconds: float) -> None:

@@ -239,10 +239,10 @@ class FileStore:
             data = self._dir.read(name)
             if data is None:
                 return None
-            tombstone = msgspec.msgpack.decode(data, type=_Tombstone)
-        except (StoreError, msgspec.DecodeError, UnicodeDecodeError):
+        except StoreError:
             return None
-        return tombstone.key, tombstone.fp
+        tombstone = _codec.load(data, _Tombstone)
+        return None if tombstone is None else (tombstone.key, tombstone.fp)
 
     # ------------------------------------------------------------------ lifecycle
 
