@@ -21,7 +21,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
-from typing import Any, Literal, NoReturn, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args
 from urllib.parse import quote_plus
 
 import jwt
@@ -30,7 +30,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from .._exceptions import ConfigurationError
 from .._models import Secret
-from .sources import AssertionSource, KeySource, SecretSource, SourceInfo
+from .sources import AssertionSource, KeySource, SecretSource, SourceInfo, Unpicklable
 from .tls import TlsClientCert
 
 __all__ = [
@@ -91,18 +91,6 @@ class ClientAuth(Protocol):
         ...
 
 
-class _Unpicklable:
-    """Auth objects hold sources of secrets: they refuse pickling as ``Secret`` does."""
-
-    __slots__ = ()
-
-    def __reduce__(self) -> NoReturn:
-        raise ConfigurationError(
-            f"a tokenfleet {type(self).__name__} cannot be pickled: build the client in "
-            "each process from its environment or files"
-        )
-
-
 def secret_text(secret: Secret) -> str:
     """The secret as text; a typed error (without the secret) if its bytes are not UTF-8."""
     try:
@@ -117,7 +105,7 @@ def secret_text(secret: Secret) -> str:
     )
 
 
-class _SecretBasic(_Unpicklable):
+class _SecretBasic(Unpicklable):
     __slots__ = ("_client_id", "_source")
     method = "client_secret_basic"
     credential_id = "secret"
@@ -172,7 +160,7 @@ def _assertion_form(client_id: str, assertion_type: str, assertion: str) -> Form
     ]
 
 
-class _SecretJwt(_Unpicklable):
+class _SecretJwt(Unpicklable):
     """``client_secret_jwt``: an assertion signed with HMAC, the secret as key."""
 
     __slots__ = ("_alg", "_client_id", "_clock", "_headers", "_source", "_warned")
@@ -225,7 +213,7 @@ class _SecretJwt(_Unpicklable):
         return (self._source.info(),)
 
 
-class _PrivateKeyJwt(_Unpicklable):
+class _PrivateKeyJwt(Unpicklable):
     """``private_key_jwt``: an assertion signed with the client's private key."""
 
     __slots__ = ("_alg", "_client_id", "_clock", "_headers", "_source")
@@ -265,7 +253,7 @@ class _PrivateKeyJwt(_Unpicklable):
         return (self._source.info(),)
 
 
-class _ReadyAssertion(_Unpicklable):
+class _ReadyAssertion(Unpicklable):
     """A client assertion minted by someone else (RFC 7521 §4.2): a federated credential."""
 
     __slots__ = ("_client_id", "_source")
@@ -289,7 +277,7 @@ class _ReadyAssertion(_Unpicklable):
         return (self._source.info(),)
 
 
-class _ClientIdOnly(_Unpicklable):
+class _ClientIdOnly(Unpicklable):
     """``tls_client_auth`` and ``none``: the body names the client, nothing else."""
 
     __slots__ = ("_client_id", "_tls", "method")
