@@ -263,14 +263,14 @@ class Codec:
         """See :func:`encode`."""
         return encode(token, until, cipher=self.cipher, key=key)
 
-    def decode(self, data: bytes, key: str, *, now: float | None = None) -> Token | None:
+    def decode(self, data: bytes, key: str) -> Token | None:
         """The live token in ``data``; a miss (with a warning) if unreadable, or expired."""
         entry = decode_entry(data, cipher=self.cipher, key=key)
         if isinstance(entry, str):
             self._warn(key, entry)
             return None
         token, until = entry
-        return token if (time.time() if now is None else now) < until else None
+        return token if time.time() < until else None
 
     def _warn(self, key: str, reason: str) -> None:
         now = self._clock()
