@@ -85,6 +85,23 @@ def test_deeply_nested_discovery_document_is_a_discovery_error() -> None:
         discovery.parse_metadata(body, issuer=issuer, url=issuer + "/.well-known/x")
 
 
+@pytest.mark.parametrize("member", ["token_endpoint", "mtls_endpoint_aliases"])
+def test_an_unparseable_discovered_endpoint_is_a_discovery_error(member: str) -> None:
+    # A server's URL that urlsplit refuses ("Invalid IPv6 URL") was a bare ValueError.
+    issuer = "https://idp.example"
+    document: dict[str, object] = {"issuer": issuer, "token_endpoint": issuer + "/token"}
+    if member == "token_endpoint":
+        document["token_endpoint"] = "https://[::1/token"
+    else:
+        document["mtls_endpoint_aliases"] = {"token_endpoint": "https://[::1/token"}
+    with pytest.raises(DiscoveryError, match="not a valid URL"):
+        metadata = discovery.parse_metadata(
+            json.dumps(document).encode(), issuer=issuer, url=issuer + "/.well-known/x"
+        )
+        alias = metadata.mtls_endpoint_aliases["token_endpoint"]
+        discovery.check_endpoint(alias, "mtls token_endpoint", metadata.url, False)
+
+
 def test_deeply_nested_jwks_is_a_discovery_error() -> None:
     body = b'{"keys":[{"kty":"RSA","x5c":' + NESTED + b"}]}"
     with pytest.raises(DiscoveryError):

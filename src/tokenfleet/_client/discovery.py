@@ -161,7 +161,9 @@ def check_endpoint(value: str, member: str, url: str, allow_insecure_http: bool)
     """An endpoint from a metadata document must pass the same https check as ours, and
     metadata fetched over https must name https endpoints only: anything else would let
     the document downgrade where the credentials go (RFC 8414 §2 requires https)."""
-    if urlsplit(url).scheme == "https" and urlsplit(value).scheme.lower() != "https":
+    # The scheme is what precedes the first ':' (RFC 3986 §3.1): no parsing of a value
+    # that check_endpoint_url below may yet refuse as unparseable.
+    if urlsplit(url).scheme == "https" and value.split(":", 1)[0].lower() != "https":
         raise DiscoveryError(
             f"the metadata at {url} is not usable: its {member} {value[:200]!r} is not https, "
             "and an https issuer's endpoints must be https"
