@@ -126,3 +126,23 @@ def test_a_signed_proof_with_hostile_claims_gives_a_typed_error_or_passes(
 
 
 SIGNER = DPoPKey.generate("EdDSA")
+
+
+@pytest.mark.parametrize("member", ["kty", "alg"])
+@pytest.mark.parametrize("value", [[], {}, ["EC"]])
+def test_a_proof_jwk_with_a_non_string_kty_or_alg_is_a_malformed_proof(
+    member: str, value: object
+) -> None:
+    # The jwk is the client's (untrusted) input: an unhashable kty/alg was a TypeError.
+    import base64
+    import json
+
+    key = DPoPKey.generate("ES256")
+    header_b64, payload_b64, signature = key.proof("POST", "https://rs.example/x").split(".")
+    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
+    header["jwk"][member] = value
+    forged = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    with pytest.raises(DPoPProofError):
+        DPoPVerifier().verify(
+            f"{forged}.{payload_b64}.{signature}", method="POST", url="https://rs.example/x"
+        )

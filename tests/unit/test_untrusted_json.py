@@ -160,3 +160,12 @@ async def test_malformed_token_error_chain_does_not_carry_the_token(where: int) 
         for text in (repr(error), repr(getattr(error, "object", ""))):
             assert segments[where][:-3] not in text
         error = error.__cause__ or error.__context__
+
+
+@pytest.mark.parametrize("member", ["kty", "alg"])
+def test_a_jwks_key_with_a_non_string_kty_or_alg_is_set_aside(member: str) -> None:
+    jwk: dict[str, object] = {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "kid": "k"}
+    jwk[member] = {"not": "a string"}
+    body = json.dumps({"keys": [jwk]}).encode()
+    keys = jwks.parse_jwks(body, url="https://idp.example/jwks", allowed=None)
+    assert keys.keys == () and "k" in keys.unusable

@@ -18,6 +18,7 @@ from jwt.algorithms import get_default_algorithms as _pyjwt_algorithms
 from jwt.exceptions import PyJWKError, PyJWTError
 
 from .._exceptions import ConfigurationError, DiscoveryError
+from .._util.redact import printable
 from .._util.untrusted_json import UntrustedJSONError, load_object
 from .errors import DisallowedAlgorithm, UnknownKey
 
@@ -152,13 +153,15 @@ def _parse_key(
         raise _Unusable(f"has key_ops {ops!r}, without 'verify'")
     if "d" in jwk or "k" in jwk:
         raise _Unusable("holds private or symmetric key material; a JWKS must be public")
-    if kty not in _LOADERS:
-        raise _Unusable(f"has kty {kty!r}, which tokenfleet cannot verify with")
+    if not isinstance(kty, str) or kty not in _LOADERS:  # untrusted: may be a list
+        raise _Unusable(f"has kty {printable(repr(kty), 40)}, which tokenfleet cannot verify with")
     crv = jwk.get("crv") if isinstance(jwk.get("crv"), str) else None
     fits = {
         a for a, (t, curves) in _NEEDS.items() if t == kty and (curves is None or crv in curves)
     }
     declared = jwk.get("alg")
+    if declared is not None and not isinstance(declared, str):
+        raise _Unusable(f"has alg {printable(repr(declared), 40)}, not a string (RFC 7517 §4.4)")
     if declared is not None:
         # RFC 7517 §4.4: a key that declares its algorithm is used with that one only.
         fits &= {declared}
