@@ -230,7 +230,7 @@ class TokenManager(HotToken, AsyncClosing):
         key = self._default_key if scopes is None else self._key_for(scopes)[0]
         entry = self._near_entries.get(key)
         if entry is not None and not min_ttl and self._clock() < entry.refresh_at:
-            self.stats.hits += 1
+            self.stats.checked_hits += 1
             if key is self._default_key:
                 self._arm_hot(entry)
             return entry.token
@@ -284,7 +284,7 @@ class TokenManager(HotToken, AsyncClosing):
         if entry is not None and entry.usable_until - now > min_ttl:
             if now >= entry.refresh_at:
                 self._flight.refresh_ahead(key, normalized, entry.token)
-            self.stats.hits += 1
+            self.stats.checked_hits += 1
             return entry.token
         self.stats.misses += 1
         return await self._await_flight(key, normalized, entry.token if entry else None, min_ttl)

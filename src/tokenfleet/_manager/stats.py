@@ -28,7 +28,8 @@ class Stats:
     """What a ``TokenManager`` has done since it was created.
 
     Attributes:
-        hits: tokens served from the near cache.
+        hits: tokens served from the near cache (both branches of ``get_token``).
+        checked_hits: the part of ``hits`` served by the branch that reads the clock.
         misses: calls that found no usable token in the near cache.
         store_hits: tokens found in the store (written by another process, or by this
             one before a restart) instead of fetched: a miss that cost no token request.
@@ -41,22 +42,11 @@ class Stats:
         store_errors: store operations that failed (fail-open or not).
     """
 
-    __slots__ = (
-        "_hits",
-        "_more_hits",
-        "fetch_errors",
-        "fetches",
-        "lock_timeouts",
-        "misses",
-        "refreshes_ahead",
-        "stale_served",
-        "store_errors",
-        "store_hits",
-        "waits",
-    )
+    # "hits" is a property (the hot branch keeps its own count); the others are plain ints
+    __slots__ = ("_more_hits", "checked_hits", *(name for name in _COUNTERS if name != "hits"))
 
     def __init__(self) -> None:
-        self._hits = 0
+        self.checked_hits = 0  # hits of get_token's checked branch (a plain int: cheap)
         self._more_hits: Callable[[], int] = _none
         self.misses = 0
         self.fetches = 0
@@ -71,11 +61,7 @@ class Stats:
     @property
     def hits(self) -> int:
         """Tokens served from the near cache (the hot branch's count added in)."""
-        return self._hits + self._more_hits()
-
-    @hits.setter
-    def hits(self, value: int) -> None:
-        self._hits = value - self._more_hits()
+        return self.checked_hits + self._more_hits()
 
     def add_hits_from(self, read: Callable[[], int]) -> None:
         """Count ``read()`` into ``hits``: the manager's hot branch keeps its own count."""
