@@ -78,6 +78,7 @@ from ._models import Secret as Secret
 from ._models import Token as Token
 from ._source import DescribedSource as DescribedSource
 from ._source import KeyedTokenSource as KeyedTokenSource
+from ._source import RotatingSource as RotatingSource
 from ._source import SourceDescription as SourceDescription
 from ._source import TokenSource as TokenSource
 from ._util.public import publish
@@ -170,6 +171,7 @@ __all__ = [
     "RedisStore",
     "Refresh",
     "Retry",
+    "RotatingSource",
     "Secret",
     "SecretFile",
     "ServerError",

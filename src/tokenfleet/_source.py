@@ -18,6 +18,7 @@ from ._models import Token
 __all__ = [
     "DescribedSource",
     "KeyedTokenSource",
+    "RotatingSource",
     "SourceDescription",
     "TokenSource",
     "description_of",
@@ -43,6 +44,26 @@ class KeyedTokenSource(TokenSource, Protocol):
 
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """A stable key, equal across processes, for the token of ``scopes``."""
+        ...
+
+
+@runtime_checkable
+class RotatingSource(Protocol):
+    """A keyed source whose cache identity can change while it runs.
+
+    ``ClientCredentials`` with ``tls_client_cert=`` is one: its cache key follows the
+    certificate's fingerprint, because its tokens may be bound to the certificate
+    (RFC 8705 §3). A ``TokenManager`` memoizes keys; it asks ``key_generation()`` only
+    off its hot path (before it would start a fetch), and when the number moved it drops
+    its keys, so the next token is fetched under the new key.
+    """
+
+    def key_generation(self) -> int:
+        """A number that changes whenever ``cache_key()`` may have changed.
+
+        May check the credential files (a ``stat`` each): it is called when a fetch is
+        about to happen, never on the manager's hot path.
+        """
         ...
 
 

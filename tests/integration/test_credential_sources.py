@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from tokenfleet import (
 from tokenfleet.testing import (
     DevAuthServer,
     ProjectedVolume,
+    TestPKI,
     TokenRotator,
     WorkloadIssuer,
     make_test_pki,
@@ -438,6 +440,110 @@ async def test_a_rotated_client_certificate_is_used_by_the_next_fetch(tmp_path: 
             await client.fetch_token()
             assert client.cache_key() != first_key  # follows the certificate
         assert idp.token_requests("mtls-client") == idp.issued_tokens("mtls-client") == 2
+
+
+async def test_a_running_manager_rekeys_when_its_client_certificate_rotates(
+    tmp_path: Path,
+) -> None:
+    """RFC 8705 §3: a token may be bound to the certificate it was fetched with.
+
+    Two managers share a store: A's certificate rotates, B (a process not rotated yet)
+    still presents the old one and puts a token fetched with it in the store. A's next
+    token must be one fetched with A's new certificate, under A's new cache key, never
+    B's token from the old key.
+    """
+    pki = make_test_pki(tmp_path / "pki", client_cn="mtls-client")
+    old = {"tls.crt": pki.client_cert.read_bytes(), "tls.key": pki.client_key.read_bytes()}
+    volumes = [ProjectedVolume(tmp_path / name) for name in ("a", "b")]
+    for volume in volumes:
+        volume.write(old)
+    store = tokenfleet.MemoryStore()
+    async with DevAuthServer(ssl_context=pki.server_ssl_context) as idp:
+        idp.register_client("mtls-client", auth_methods=["tls_client_auth"])
+        clients = [
+            ClientCredentials(
+                idp.token_url,
+                client_id="mtls-client",
+                tls_client_cert=volume.path("tls.crt"),
+                tls_client_key=volume.path("tls.key"),
+                ssl_context=pki.client_context(with_certificate=False),
+            )
+            for volume in volumes
+        ]
+        a, b = (TokenManager(client, store, close_store=False) for client in clients)
+        async with a, b:
+            first = await a.get_token()
+            assert await b.get_token() == first  # one identity, one shared token
+            cert, key = pki.issue_client_cert("mtls-client-2")
+            volumes[0].write({"tls.crt": cert, "tls.key": key})
+            await a.invalidate()  # e.g. a resource server refused the bound token
+            await b.invalidate(first)
+            with_old_certificate = await b.get_token()
+            # From now on the server accepts only A's new certificate.
+            idp.set_tls_client_cn("mtls-client", "mtls-client-2")
+            rotated = await a.get_token()
+            assert rotated.fingerprint not in (first.fingerprint, with_old_certificate.fingerprint)
+            assert idp.issued_tokens("mtls-client") == 3
+            assert a.cache_key() == clients[0].cache_key() != clients[1].cache_key()
+            assert await a.get_token() == rotated  # cached under the new key
+        assert idp.token_requests("mtls-client") == 3
+        await store.aclose()
+
+
+def mtls_client(idp: DevAuthServer, pki: TestPKI, volume: ProjectedVolume) -> ClientCredentials:
+    return ClientCredentials(
+        idp.token_url,
+        client_id="mtls-client",
+        tls_client_cert=volume.path("tls.crt"),
+        tls_client_key=volume.path("tls.key"),
+        ssl_context=pki.client_context(with_certificate=False),
+    )
+
+
+async def test_a_refresh_after_a_certificate_rotation_is_made_under_the_new_key(
+    tmp_path: Path,
+) -> None:
+    pki = make_test_pki(tmp_path / "pki", client_cn="mtls-client")
+    volume = ProjectedVolume(tmp_path / "tls")
+    volume.write({"tls.crt": pki.client_cert.read_bytes(), "tls.key": pki.client_key.read_bytes()})
+    shift = [0.0]  # a clock we move past the refresh point (the token stays usable)
+    async with DevAuthServer(ssl_context=pki.server_ssl_context) as idp:
+        idp.register_client("mtls-client", auth_methods=["tls_client_auth"])
+        client = mtls_client(idp, pki, volume)
+        async with TokenManager(client, clock=lambda: time.time() + shift[0]) as manager:
+            first = await manager.get_token()
+            old_key = manager.cache_key()
+            cert, key = pki.issue_client_cert("mtls-client-2")
+            idp.set_tls_client_cn("mtls-client", "mtls-client-2")
+            volume.write({"tls.crt": cert, "tls.key": key})
+            assert await manager.get_token() == first  # before the refresh point: held
+            shift[0] = 3000.0  # past 80 % of the dev server's 3600 s
+            rotated = await manager.get_token()  # waits for the fetch under the new key
+            assert rotated != first
+            assert manager.cache_key() == client.cache_key() != old_key
+        assert idp.token_requests("mtls-client") == idp.issued_tokens("mtls-client") == 2
+
+
+async def test_a_rotation_seen_by_another_scope_retires_the_hot_token(tmp_path: Path) -> None:
+    pki = make_test_pki(tmp_path / "pki", client_cn="mtls-client")
+    volume = ProjectedVolume(tmp_path / "tls")
+    volume.write({"tls.crt": pki.client_cert.read_bytes(), "tls.key": pki.client_key.read_bytes()})
+    async with DevAuthServer(ssl_context=pki.server_ssl_context) as idp:
+        idp.register_client("mtls-client", auth_methods=["tls_client_auth"])
+        client = mtls_client(idp, pki, volume)
+        # A manager wrapping a manager re-keys through it (TokenManager.key_generation).
+        inner = TokenManager(client)
+        async with TokenManager(inner) as manager:
+            first = await manager.get_token()
+            assert await manager.get_token() is first  # the hot branch
+            cert, key = pki.issue_client_cert("mtls-client-2")
+            idp.set_tls_client_cn("mtls-client", "mtls-client-2")
+            volume.write({"tls.crt": cert, "tls.key": key})
+            await manager.get_token("other")  # a fetch: the rotation is seen here
+            rotated = await manager.get_token()
+            assert rotated != first
+            assert manager.cache_key() == inner.cache_key() == client.cache_key()
+        assert idp.token_requests("mtls-client") == 3
 
 
 # --------------------------------------------------------------------------- check

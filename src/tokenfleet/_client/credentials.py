@@ -336,6 +336,15 @@ class ClientCredentials(AsyncClosing):
             dpop=self._dpop is not None,
         )
 
+    def key_generation(self) -> int:
+        """Moves when :meth:`cache_key` may have changed (``tokenfleet.RotatingSource``).
+
+        Only a rotated ``tls_client_cert`` changes the key (its fingerprint is in it,
+        RFC 8705 §3); this checks its files with one ``stat`` each. Secrets, keys and
+        assertions are deliberately not in the key, so they never move it.
+        """
+        return self._tls.generation() if self._tls is not None else 0
+
     async def fetch_token(self, scopes: str | Iterable[str] | None = None) -> Token:
         """POST one client-credentials request (with retries) and return the token.
 

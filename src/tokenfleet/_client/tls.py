@@ -4,6 +4,10 @@ The certificate and key files are watched like the other credential files (see
 ``sources``). A change builds a *new* ``ssl.SSLContext``: aiohttp pools connections per
 context, so the next token request opens a connection that presents the new certificate
 instead of reusing one made with the old.
+
+The cache key follows the certificate's fingerprint (RFC 8705 §3: tokens may be bound to
+it), so a change also bumps ``generation()``: a ``TokenManager`` asks for it before it
+starts a fetch and then drops the keys it memoized (``tokenfleet.RotatingSource``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import NoReturn
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from .._exceptions import ConfigurationError
+from .._exceptions import ConfigurationError, TokenFleetError
 from .sources import SourceInfo
 from .watched import WatchedFile
 
@@ -46,6 +50,7 @@ class TlsClientCert:
         self._context: ssl.SSLContext | None = None
         self.fingerprint = ""
         self._not_after: float | None = None
+        self._generation = 0
         self._load()  # fail at construction on a missing or bad file; gives the fingerprint
 
     def context(self) -> ssl.SSLContext:
@@ -54,6 +59,18 @@ class TlsClientCert:
             self._load()
         assert self._context is not None
         return self._context
+
+    def generation(self) -> int:
+        """Checks the files (one ``stat`` each); a number that moves with the fingerprint.
+
+        A file that cannot be loaded now is left to the fetch, which reads it again and
+        raises its error in the flight (with the manager's backoff), not here.
+        """
+        try:
+            self.context()
+        except TokenFleetError:
+            self._cert.forget()
+        return self._generation
 
     def _load(self) -> None:
         pem = self._cert.read()
@@ -71,7 +88,10 @@ class TlsClientCert:
                 f"({type(exc).__name__})"
             ) from None
         der = cert.public_bytes(Encoding.DER)
-        self.fingerprint = hashlib.sha256(der).hexdigest()[:16]
+        fingerprint = hashlib.sha256(der).hexdigest()[:16]
+        if fingerprint != self.fingerprint:
+            self._generation += 1
+        self.fingerprint = fingerprint
         self._not_after = cert.not_valid_after_utc.timestamp()
         self._context = context
 

@@ -39,6 +39,10 @@ class WatchedFile:
             raise self.error(exc) from None
         return _signature(info) != self.signature
 
+    def forget(self) -> None:
+        """Read the file again on the next ``changed()`` (which then says it has)."""
+        self.signature = None
+
     def read(self) -> bytes:
         """The whole file; refuses FIFOs, devices and oversized files."""
         flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)

@@ -225,24 +225,31 @@ class Flights:
             return self._store.lock_or_token(key, self.lock_timeout, accept)
         return self._store.lock(key, self.lock_timeout)
 
-    def refresh_ahead(self, key: str, scopes: Scopes, current: Token) -> None:
+    def refresh_ahead(
+        self, key: str, scopes: Scopes, current: Token, rekeyed: Callable[[], bool]
+    ) -> bool:
         """``current`` is past its refresh point: start one background flight, unless one
-        runs, the key is in backoff (stale-if-error), or the store is being waited out."""
+        runs, the key is in backoff (stale-if-error), or the store is being waited out.
+
+        False when ``rekeyed()``, asked just before the start, says the source's cache key
+        changed (a rotated TLS client certificate): then nothing starts under the old key.
+        """
         failure = self._backoff.get(key)
         if failure is not None:
             self._stats.stale_served += 1
             if not failure.stale_reported:
                 failure.stale_reported = True  # one event per failed attempt, not per call
                 self._emit("stale_served", key, fingerprint=current.fingerprint)
-        if key in self.tasks:
-            return
         mono = self._backoff.monotonic()
-        if failure is not None and mono < failure.retry_at:
-            return
+        if key in self.tasks or (failure is not None and mono < failure.retry_at):
+            return True
         if self.store_retry_at.get(key, float("-inf")) > mono and self.can_hold(current):
-            return  # the store was down: hold the current token until it is retried
+            return True  # the store was down: hold the current token until it is retried
+        if rekeyed():
+            return False
         self._stats.refreshes_ahead += 1
         self.start(key, scopes, current, ahead=True)
+        return True
 
     async def probe_store(self, key: str, failure: Failure, stale: Token | None) -> Token | None:
         """In backoff: a token another process has stored meanwhile (a read, no fetch)."""

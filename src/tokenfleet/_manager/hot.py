@@ -15,6 +15,13 @@ wall-clock step is noticed within that time. Invalidations and ``aclose()`` clea
 ``_hot`` at once. A manager with an injected clock (tests) keeps no hot token: every
 call reads that clock. Hits on the hot branch are counted in ``_hot_hits``, which
 ``Stats.hits`` adds in.
+
+The default key is memoized too (``_default_key``, computed once). A source whose cache
+identity can move (``RotatingSource``: a rotated TLS client certificate, whose
+fingerprint is in the key because tokens may be bound to it, RFC 8705 §3) is asked by
+``_rekeyed`` just before a flight starts, never on the hot branch; when it moved, the
+memoized keys, the default key and the hot token go, so no token fetched with the old
+certificate is handed out again, nor shared with processes still using it.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._models import Token
-from .near import Entry
+from .near import Entry, NearCache, Scopes
 
 __all__ = ["WATCH_PERIOD", "HotToken"]
 
@@ -40,6 +47,9 @@ class HotToken:
     """Mixin for ``TokenManager``: the hot token and its hit count."""
 
     _clock: Callable[[], float]
+    _near: NearCache
+    _key_for: Callable[[Any], tuple[str, Scopes]]
+    _default_key: str
     _hot: Token | None
     _hot_hits: int
     _hot_enabled: bool
@@ -60,6 +70,20 @@ class HotToken:
     def _disarm_hot(self) -> None:
         """No hot token until the checked branch arms one again."""
         self._hot = None
+
+    def _rekeyed(self) -> bool:
+        """Just before a flight starts: did the source's cache key change? Then forget
+        the memoized keys (and their tokens), the default key and the hot token."""
+        if not self._near.identity_moved():
+            return False
+        self._default_key = self._key_for(None)[0]
+        self._disarm_hot()
+        return True
+
+    def key_generation(self) -> int:
+        """``tokenfleet.RotatingSource``: a manager wrapping this one re-keys with it."""
+        self._rekeyed()
+        return self._near.generation
 
 
 class _Watchdog:

@@ -282,12 +282,19 @@ class TokenManager(HotToken, AsyncClosing):
         entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
         normalized = self._key_for(scopes)[1]
         if entry is not None and entry.usable_until - now > min_ttl:
-            if now >= entry.refresh_at:
-                self._flight.refresh_ahead(key, normalized, entry.token)
-            self.stats.checked_hits += 1
-            return entry.token
-        self.stats.misses += 1
-        return await self._await_flight(key, normalized, entry.token if entry else None, min_ttl)
+            if now < entry.refresh_at or self._flight.refresh_ahead(
+                key, normalized, entry.token, self._rekeyed
+            ):
+                self.stats.checked_hits += 1
+                return entry.token
+        else:
+            self.stats.misses += 1
+            stale = entry.token if entry else None
+            token = await self._await_flight(key, normalized, stale, min_ttl)
+            if token is not None:
+                return token
+        # The source's cache identity moved (see hot.py): fetch under the new key.
+        return await self._get_slow(self._key_for(scopes)[0], scopes, min_ttl)
 
     async def _store_entry(self, key: str) -> Entry | None:
         """Without a near cache: the store's token as an entry (no jitter)."""
@@ -298,7 +305,8 @@ class TokenManager(HotToken, AsyncClosing):
 
     async def _await_flight(
         self, key: str, scopes: Scopes, stale: Token | None, min_ttl: float
-    ) -> Token:
+    ) -> Token | None:
+        """The token of ``key``'s flight; None: the cache key changed before it started."""
         for _ in range(3):
             task = self._flights.get(key)
             if task is None:
@@ -308,6 +316,8 @@ class TokenManager(HotToken, AsyncClosing):
                     if found is not None and self._flight.good_for(key, found, min_ttl):
                         return found
                     raise failure.own_error()
+                if self._rekeyed():
+                    return None
                 task = self._flight.start(key, scopes, stale)
             self.stats.waits += 1
             error: BaseException | None = None

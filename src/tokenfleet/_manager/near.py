@@ -10,6 +10,11 @@ not grow without limit, so each is bounded here, with its eviction rule beside i
 * tombstones: the last invalidated access token of each key, so a token dropped here
   (or by another process) is not taken back from the store or a finishing flight.
 
+The key table holds as long as the source's identity does. A ``RotatingSource`` (a
+client whose TLS certificate rotated: RFC 8705 §3 tokens may be bound to it) says when
+it moved; ``identity_moved`` asks, off the hot path only, and then forgets every key and
+entry, all made under the old identity.
+
 The manager's hot path reads ``entries`` directly (a bound dict, no call); everything
 else goes through the methods below.
 """
@@ -21,7 +26,7 @@ from collections.abc import Iterable
 from .._client.request import cache_key, normalize_scopes
 from .._exceptions import ConfigurationError
 from .._models import Token
-from .._source import KeyedTokenSource, TokenSource
+from .._source import KeyedTokenSource, RotatingSource, TokenSource
 from .._util.bounded import MAX_KEYS, BoundedDict, make_room
 
 __all__ = ["Entry", "NearCache", "Scopes"]
@@ -67,6 +72,8 @@ class NearCache:
         self._keys: dict[object, tuple[str, Scopes]] = {}
         self._keys_limit = max(max_keys, MAX_KEYS)
         self._tombstones: BoundedDict[str, str] = BoundedDict()
+        self._generation_of = source.key_generation if isinstance(source, RotatingSource) else None
+        self.generation = self._generation_of() if self._generation_of else 0
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -99,6 +106,19 @@ class NearCache:
         make_room(self._keys, self._keys_limit, lookup)
         self._keys[lookup] = (key, normalized)
         return key, normalized
+
+    def identity_moved(self) -> bool:
+        """Before a fetch: has the source's cache identity changed? Then every key and
+        entry (made under the old one) is dropped. Never on the hot path: it may ``stat``."""
+        if self._generation_of is None:
+            return False
+        generation = self._generation_of()
+        if generation == self.generation:
+            return False
+        self.generation = generation
+        self._keys.clear()
+        self.entries.clear()  # the same dict object: the manager's hot path holds it
+        return True
 
     def _make_key(self, scopes: Scopes) -> str:
         if isinstance(self._source, KeyedTokenSource):
