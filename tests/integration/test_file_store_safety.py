@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -138,3 +139,29 @@ def test_a_tombstone_scan_does_not_block_the_event_loop(tmp_path: Path) -> None:
     # A scan of 4,096 tombstones on the loop takes tens of ms (75 ms measured); in a
     # thread the loop keeps ticking (the bound is loose for a loaded machine).
     assert lag < 0.05, f"the event loop stalled {lag * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize("kind", ["directory", "socket", "symlink"])
+def test_a_non_regular_token_file_is_a_store_error(tmp_path: Path, kind: str) -> None:
+    """Whatever sits at a token file's path, reading it is a ``StoreError`` (not
+    ``IsADirectoryError`` from ``os.fdopen``), and no descriptor is left open."""
+    store = FileStore(tmp_path / "store")
+    path = store._file("k", ".tok")
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "symlink":
+        (tmp_path / "elsewhere").write_bytes(b"x")
+        path.symlink_to(tmp_path / "elsewhere")
+    else:
+        here = os.getcwd()
+        os.chdir(path.parent)  # a socket's path is limited to 108 bytes
+        try:
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.bind(path.name)
+        finally:
+            os.chdir(here)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(StoreError, match="FileStore: "):
+            asyncio.run(store.get("k"))
+    assert len(os.listdir("/proc/self/fd")) <= before

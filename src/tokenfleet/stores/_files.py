@@ -82,9 +82,15 @@ class Directory:
             return None
         except OSError as exc:
             raise self.error("read", name, exc) from exc
+        try:
+            # Checked before fdopen, which raises IsADirectoryError (and keeps fd open)
+            # for a directory in the file's place.
+            self._regular(fd, name)
+        except BaseException:
+            os.close(fd)
+            raise
         with os.fdopen(fd, "rb") as file:
             try:
-                self._regular(file.fileno(), name)
                 return file.read(MAX_FILE + 1)
             except OSError as exc:
                 raise self.error("read", name, exc) from exc
@@ -179,7 +185,11 @@ class Directory:
         return found
 
     def _regular(self, fd: int, name: str) -> None:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError as exc:
+            raise self.error("check", name, exc) from exc
+        if not stat.S_ISREG(mode):
             raise StoreError(
                 f"FileStore: {self.path / name} is not a regular file (a FIFO, device or "
                 "directory was put in its place); remove it"
