@@ -23,6 +23,7 @@ from .._client.request import check_endpoint_url
 from .._exceptions import ConfigurationError, DiscoveryError, FetchTimeout, TransportError
 from .._models import Token
 from .._util.closing import AsyncClosing
+from .._util.redact import printable
 from .claims import Claims, check_claims, claims_from, is_at_jwt, split_jws
 from .dpop import DPoPVerifier, bound_jkt
 from .errors import (
@@ -198,7 +199,8 @@ class JWTVerifier(AsyncClosing):
                 f"alg {alg!r} is not allowed; allowed: {', '.join(sorted(allowed))}"
             )
         if self.require_at_jwt and not is_at_jwt(typ if isinstance(typ, str) else None):
-            raise MalformedToken(f"the token's typ is {typ!r}, not 'at+jwt' (RFC 9068 §4)")
+            shown = printable(repr(typ), 40)  # unsigned yet: keep it short, as alg and kid
+            raise MalformedToken(f"the token's typ is {shown}, not 'at+jwt' (RFC 9068 §4)")
         return alg, kid
 
     async def _key_for(self, kid: str | None, alg: str) -> VerificationKey:
