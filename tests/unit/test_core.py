@@ -84,6 +84,20 @@ def test_resources_must_be_absolute_without_fragment() -> None:
             request.normalize_resources(bad)
 
 
+def test_an_unparseable_resource_is_a_configuration_error() -> None:
+    # urlsplit raises ValueError("Invalid IPv6 URL") on it: it must not escape as such.
+    with pytest.raises(ConfigurationError, match="RFC 8707"):
+        request.normalize_resources("https://[::1/api")
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/tokens%00x", "file:///tmp/a%00b/c"])
+def test_a_file_store_path_with_a_nul_byte_is_a_configuration_error(url: str) -> None:
+    from tokenfleet import store_from_url
+
+    with pytest.raises(ConfigurationError, match="NUL"):
+        store_from_url(url)
+
+
 def test_extra_params_cannot_shadow_ours() -> None:
     with pytest.raises(ConfigurationError, match="client_secret"):
         request.check_extra_params({"client_secret": "x"})

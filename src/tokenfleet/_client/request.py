@@ -85,8 +85,11 @@ def normalize_resources(resource: str | Sequence[str] | None) -> tuple[str, ...]
     for item in items:
         if not isinstance(item, str):
             raise ConfigurationError(f"resource must be a str, got {type(item).__name__}")
-        parts = urlsplit(item)
-        if not parts.scheme or parts.fragment:
+        try:
+            parts = urlsplit(item)
+        except ValueError:  # a bad IPv6 literal: not a URI either
+            parts = None
+        if parts is None or not parts.scheme or parts.fragment:
             raise ConfigurationError(
                 f"resource {item!r} must be an absolute URI without a fragment (RFC 8707 §2)"
             )

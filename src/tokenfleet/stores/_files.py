@@ -41,6 +41,8 @@ class Directory:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        if "\x00" in str(path):  # every os call would raise a bare ValueError on it
+            raise ConfigurationError(f"FileStore: the directory path {str(path)!r} has a NUL byte")
         _check_parents(path)
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
