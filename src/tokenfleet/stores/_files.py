@@ -78,19 +78,9 @@ class Directory:
 
     def read(self, name: str) -> bytes | None:
         """The file's bytes, ``None`` if it does not exist; ``StoreError`` otherwise."""
-        try:
-            fd = os.open(name, _READ, dir_fd=self.fd)
-        except FileNotFoundError:
+        fd = self._open(name, _READ, "read")
+        if fd is None:
             return None
-        except OSError as exc:
-            raise self.error("read", name, exc) from exc
-        try:
-            # Checked before fdopen, which raises IsADirectoryError (and keeps fd open)
-            # for a directory in the file's place.
-            self._regular(fd, name)
-        except BaseException:
-            os.close(fd)
-            raise
         with os.fdopen(fd, "rb") as file:
             try:
                 return file.read(MAX_FILE + 1)
@@ -99,10 +89,23 @@ class Directory:
 
     def open_lock(self, name: str) -> int:
         """A descriptor of the lock file ``name`` (created if missing) to ``flock``."""
+        fd = self._open(name, _LOCK, "open the lock file")
+        if fd is None:  # O_CREAT in a directory that was deleted meanwhile
+            raise self.error("open the lock file", name, FileNotFoundError(errno.ENOENT, ""))
+        return fd
+
+    def _open(self, name: str, flags: int, action: str) -> int | None:
+        """A descriptor of the regular file ``name``, ``None`` if there is none.
+
+        The type is checked on the raw descriptor, before any ``os.fdopen`` (which raises
+        ``IsADirectoryError`` for a directory planted in the file's place).
+        """
         try:
-            fd = os.open(name, _LOCK, 0o600, dir_fd=self.fd)
+            fd = os.open(name, flags, 0o600, dir_fd=self.fd)
+        except FileNotFoundError:
+            return None
         except OSError as exc:
-            raise self.error("open the lock file", name, exc) from exc
+            raise self.error(action, name, exc) from exc
         try:
             self._regular(fd, name)
         except BaseException:
