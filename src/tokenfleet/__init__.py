@@ -13,8 +13,8 @@ from ._check.result import CheckReport as CheckReport
 from ._check.result import CheckResult as CheckResult
 from ._check.run import check as check
 from ._client.credentials import ClientCredentials as ClientCredentials
-from ._client.credentials import Retry as Retry
 from ._client.discovery import ServerMetadata as ServerMetadata
+from ._client.retry import Retry as Retry
 from ._client.sources import AssertionFile as AssertionFile
 from ._client.sources import KeyFile as KeyFile
 from ._client.sources import SecretFile as SecretFile

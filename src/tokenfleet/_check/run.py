@@ -119,7 +119,7 @@ async def _authenticate(
         # One attempt, bypassing the client's retry policy (a retry would hide the error)
         # without changing it for anyone else using the client meanwhile.
         async with asyncio.timeout(client.timeout):
-            token = await client._fetch_once(client.scopes)
+            token = await client._exchange.once(client.scopes)
     except TimeoutError:
         fix = "check the network path to the token endpoint and the server's load"
         detail = f"no answer within {client.timeout:g} s"

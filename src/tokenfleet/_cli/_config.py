@@ -12,7 +12,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from .._client.credentials import ClientCredentials, Retry
+from .._client.credentials import ClientCredentials
 from .._client.env import (
     AUTH_METHODS,
     VARIABLES,
@@ -21,6 +21,7 @@ from .._client.env import (
     read_settings,
     ssl_context_of,
 )
+from .._client.retry import Retry
 
 __all__ = [
     "Settings",

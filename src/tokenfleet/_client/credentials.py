@@ -1,36 +1,25 @@
 """``ClientCredentials``: a token source that POSTs to the token endpoint (RFC 6749 §4.4).
 
-The thin I/O shell around the sans-I/O ``request`` and ``response`` modules: it builds
-the request with ``request`` and an ``auth`` method, sends it with aiohttp, reads at most
-1 MiB of answer, and retries transport errors, 5xx and 429 with full-jitter backoff
-inside one total timeout.
+Configuration and composition: the constructor checks the settings and builds the
+``auth`` method, the optional DPoP binding and TLS client certificate; ``exchange``
+sends the request and retries it (per ``retry.Retry``) inside this client's one total
+timeout; ``discovery`` finds the token endpoint from the issuer when it is not given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import random
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn, Self
 
 import aiohttp
 
 from .._exceptions import (
     ConfigurationError,
-    CredentialError,
     FetchTimeout,
-    InsufficientScope,
-    InvalidClient,
-    InvalidTokenResponse,
-    RateLimited,
-    ServerError,
-    TransportError,
-    UseDPoPNonce,
 )
 from .._jwt.dpop_key import DPoPKey
 from .._models import Secret, Token
@@ -42,23 +31,16 @@ from .auth import AuthMethod, ClientAuth, make_client_auth
 from .discovery import ServerMetadata
 from .dpop import TokenRequestDPoP, dpop_setting
 from .endpoints import note_token_endpoint
-from .http import LazySession, send
+from .exchange import TokenExchange
+from .http import LazySession
 from .request import (
-    build_form,
     cache_key,
     check_endpoint_url,
     check_extra_params,
-    encode_form,
     normalize_resources,
     normalize_scopes,
 )
-from .response import (
-    MAX_BODY_BYTES,
-    missing_scopes,
-    parse_error_response,
-    parse_retry_after,
-    parse_token_response,
-)
+from .retry import Retry
 from .sources import (
     AssertionCallable,
     AssertionFile,
@@ -69,52 +51,16 @@ from .sources import (
 )
 from .tls import TlsClientCert
 from .values import (
+    assertion_audience,
     assertion_source,
     certificate_thumbprint,
+    checked_audience,
     checked_key,
     checked_secret,
     default_method,
 )
 
-__all__ = ["ClientCredentials", "Retry"]
-
-logger = logging.getLogger("tokenfleet")
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How a single ``fetch_token`` retries transport errors, HTTP 5xx and 429.
-
-    OAuth errors (4xx) are never retried: asking again with the same credentials gets the
-    same answer. Delays use exponential backoff with full jitter; a ``Retry-After`` header
-    is honoured when it is no longer than ``max_retry_after``.
-
-    Attributes:
-        attempts: total tries, the first included (1 disables retrying).
-        backoff: base delay in seconds; try *n* waits up to ``backoff * 2**(n-1)``.
-        max_backoff: cap on one backoff delay.
-        max_retry_after: the longest ``Retry-After`` we wait for; longer gives up at once.
-    """
-
-    attempts: int = 3
-    backoff: float = 0.5
-    max_backoff: float = 8.0
-    max_retry_after: float = 30.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ConfigurationError("Retry.attempts must be an int >= 1")
-        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
-            raise ConfigurationError("Retry delays must be >= 0 seconds")
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
-        """Seconds to wait before try ``attempt + 1``, or ``None`` to give up now."""
-        if attempt >= self.attempts:
-            return None
-        if retry_after is not None:
-            return retry_after if retry_after <= self.max_retry_after else None
-        cap = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-        return random.uniform(0, cap)  # noqa: S311 - jitter, not cryptography
+__all__ = ["ClientCredentials"]
 
 
 class ClientCredentials(AsyncClosing):
@@ -258,11 +204,7 @@ class ClientCredentials(AsyncClosing):
         self.timeout = float(timeout)
         self.default_lifetime = float(default_lifetime)
         self.require_scopes = require_scopes
-        self._insecure = allow_insecure_http
-        self._metadata: ServerMetadata | None = None
-        self._metadata_lock = asyncio.Lock()
-        self._scope_warned: set[frozenset[str]] = set()
-        self._audience = self._check_audience(assertion_audience)
+        self._audience = checked_audience(assertion_audience, self.issuer)
         self._tls = (
             TlsClientCert(tls_client_cert, tls_client_key, ssl_context)
             if tls_client_cert is not None and tls_client_key is not None
@@ -282,10 +224,36 @@ class ClientCredentials(AsyncClosing):
         )
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._http = LazySession("ClientCredentials", session)
+        self._issuer_metadata = (
+            None
+            if self.issuer is None
+            else discovery.IssuerMetadata(
+                self._http, self.issuer, allow_insecure_http=allow_insecure_http, ssl=self._ssl
+            )
+        )
         self._clock = clock
         key = dpop_setting(dpop)
         self._dpop = (
             None if key is None else TokenRequestDPoP(key, allow_downgrade=allow_dpop_downgrade)
+        )
+        self._exchange = TokenExchange(
+            client_id=client_id,
+            endpoint_id=self._endpoint_id,
+            endpoint=self._token_endpoint,
+            discovered=self.token_url is None,
+            assertion_audience=self._assertion_audience,
+            auth=self._auth,
+            dpop=self._dpop,
+            tls=self._tls,
+            ssl=self._ssl,
+            http=self._http,
+            clock=clock,
+            retry=self.retry,
+            audience=audience,
+            resources=self.resources,
+            extra_params=self.extra_params,
+            default_lifetime=self.default_lifetime,
+            require_scopes=require_scopes,
         )
 
     @property
@@ -360,166 +328,15 @@ class ClientCredentials(AsyncClosing):
         wanted = self.scopes if scopes is None else normalize_scopes(scopes)
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._fetch_with_retry(wanted)
+                return await self._exchange.with_retry(wanted, self.timeout)
         except TimeoutError:
             raise FetchTimeout(
                 f"no token from {self._endpoint_id} within {self.timeout:g} s (retries included)"
             ) from None
 
-    async def _fetch_with_retry(self, scopes: tuple[str, ...]) -> Token:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._fetch_once(scopes)
-            except (TransportError, ServerError, RateLimited) as exc:
-                # RFC 9110 §10.2.3: Retry-After on a 503 (or any 5xx) as on a 429.
-                retry_after = getattr(exc, "retry_after", None)
-                delay = self.retry.delay(attempt, retry_after)
-                # A wait that would outlast the total timeout only hides the real error.
-                if delay is None or (retry_after is not None and delay >= deadline - loop.time()):
-                    _say_given_up(exc, attempt)
-                    raise
-                logger.debug(
-                    "token request to %s failed (%s); retry %d/%d in %.2f s",
-                    self._endpoint_id,
-                    type(exc).__name__,
-                    attempt,
-                    self.retry.attempts - 1,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-    async def _fetch_once(self, scopes: tuple[str, ...]) -> Token:
-        token_url = await self._token_endpoint()
-        if self.token_url is None:
-            note_token_endpoint(token_url)  # discovered: never a bearer token's destination
-        try:
-            return await self._fetch_bound(token_url, scopes)
-        except InvalidClient:
-            # A rotated credential: the source may hold a newer value than the one just
-            # refused. Read it once more and retry once, before the error can reach the
-            # manager (whose fleet cooldown would otherwise start on a rotation).
-            if not await self._refreshed():
-                raise
-        logger.info(
-            "tokenfleet: %s: the token endpoint refused the credential; a new one was read "
-            "from its source, retrying once",
-            self.client_id,
-        )
-        return await self._fetch_bound(token_url, scopes)
-
-    async def _refreshed(self) -> bool:
-        try:
-            return await self._auth.refresh()
-        except CredentialError:
-            return False  # the refusal says more than a source that broke meanwhile
-
-    async def _fetch_bound(self, token_url: str, scopes: tuple[str, ...]) -> Token:
-        """One request, plus the DPoP nonce retry when the server asks for one."""
-        if self._dpop is None:
-            return await self._post(token_url, scopes, {})
-        proof, sent = self._dpop.proof(token_url)
-        try:
-            token = await self._post(token_url, scopes, {"DPoP": proof})
-        except UseDPoPNonce as exc:  # RFC 9449 §8: one retry with the nonce, never a loop
-            if not self._dpop.may_retry(exc, token_url, sent):
-                raise
-            token = await self._post(token_url, scopes, {"DPoP": self._dpop.proof(token_url)[0]})
-        return self._dpop.bind(token, token_url)
-
-    async def _post(
-        self, token_url: str, scopes: tuple[str, ...], extra_headers: dict[str, str]
-    ) -> Token:
-        form = build_form(scopes, self.audience, self.resources, self.extra_params)
-        headers = {
-            "Accept": "application/json",
-            "Content-Type": "application/x-www-form-urlencoded",
-            **extra_headers,
-        }
-        sensitive = await self._auth.apply(form, headers, self._assertion_audience(token_url))
-        ssl_context = self._tls.context() if self._tls is not None else self._ssl
-        issued_at = self._clock()  # before sending: expiry errs on the early side
-        reply = await send(
-            self._http.get(),
-            "POST",
-            token_url,
-            what="the token endpoint",
-            limit=MAX_BODY_BYTES,
-            too_large=_too_large,
-            scrub=sensitive,
-            data=encode_form(form),
-            headers=headers,
-            ssl=ssl_context,
-        )
-        status, body = reply.status, reply.body
-        content_type = reply.headers.get("Content-Type", "")
-        if self._dpop is not None:
-            self._dpop.observe(token_url, reply.headers.get("DPoP-Nonce"))
-        if 200 <= status < 300:
-            token = parse_token_response(
-                body,
-                status=status,
-                content_type=content_type,
-                requested_scopes=scopes,
-                issued_at=issued_at,
-                default_lifetime=self.default_lifetime,
-            )
-            self._check_granted(scopes, token.scopes)
-            return token
-        raise parse_error_response(
-            body,
-            status=status,
-            content_type=content_type,
-            retry_after=parse_retry_after(reply.headers.get("Retry-After"), now=self._clock()),
-            scrub=sensitive,
-        )
-
-    def _check_granted(self, requested: tuple[str, ...], granted: tuple[str, ...]) -> None:
-        """Fewer scopes than asked for: an error with ``require_scopes``, else one warning
-        per requested scope set (RFC 6749 §3.3 lets the server grant less)."""
-        missing = missing_scopes(requested, granted)
-        if not missing:
-            return
-        message = (
-            f"{self.client_id} asked for scopes {' '.join(requested)!r} but was granted "
-            f"{' '.join(granted)!r} (missing {' '.join(missing)!r})"
-        )
-        if self.require_scopes:
-            raise InsufficientScope(message, requested=requested, granted=granted)
-        wanted = frozenset(requested)
-        if wanted in self._scope_warned or len(self._scope_warned) >= 1024:
-            return
-        self._scope_warned.add(wanted)
-        logger.warning(
-            "tokenfleet: %s; token.scopes has the granted ones (require_scopes=True makes "
-            "this an error)",
-            message,
-        )
-
-    def _check_audience(self, audience: str | None) -> str | None:
-        if audience == "issuer" and self.issuer is None:
-            raise ConfigurationError("assertion_audience='issuer' needs issuer=")
-        if audience is not None and (not isinstance(audience, str) or not audience):
-            raise ConfigurationError("assertion_audience must be a non-empty string")
-        return audience
-
     def _assertion_audience(self, token_url: str) -> str:
-        """``aud`` of the assertions we sign (RFC 7523 §3, RFC 7523bis §4).
-
-        The issuer when we know it: an assertion whose audience is the issuer identifier
-        is useless at any other server, which closes the audience-injection attack of
-        CVE-2025-27370/27371. Without an issuer, the token endpoint (RFC 7523 §3).
-        """
-        chosen = self._audience
-        if chosen == "token_endpoint" or (chosen is None and self.issuer is None):
-            return token_url
-        if chosen == "issuer" or chosen is None:
-            assert self.issuer is not None
-            return self.issuer
-        return chosen
+        """``aud`` of the assertions we sign (see ``values.assertion_audience``)."""
+        return assertion_audience(self._audience, self.issuer, token_url)
 
     def describe(self) -> SourceDescription:
         """What this client says about itself (``tokenfleet.SourceDescription``)."""
@@ -549,33 +366,15 @@ class ClientCredentials(AsyncClosing):
             DiscoveryError: no usable document at either well-known URL.
             TransportError: the server could not be reached.
         """
-        if self._metadata is not None:
-            return self._metadata
-        if self.issuer is None:
+        if self._issuer_metadata is None:
             raise ConfigurationError("this client has no issuer=; metadata needs one")
-        async with self._metadata_lock:  # single flight: concurrent first fetches wait
-            if self._metadata is None:
-                self._metadata = await discovery.fetch_metadata(
-                    self._http.get(),
-                    self.issuer,
-                    allow_insecure_http=self._insecure,
-                    ssl=self._ssl,
-                )
-            return self._metadata
+        return await self._issuer_metadata.get()
 
     async def _token_endpoint(self) -> str:
         if self.token_url is not None:
             return self.token_url
-        metadata = await self.metadata()
-        discovery.check_auth_method(metadata, self.auth_method)
-        if self.auth_method == "tls_client_auth":
-            # RFC 8705 §5: mutual-TLS clients use the alias when the server names one.
-            alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
-            if alias:
-                return discovery.check_endpoint(
-                    alias, "mtls token_endpoint", metadata.url, self._insecure
-                )
-        return metadata.token_endpoint
+        assert self._issuer_metadata is not None  # __init__ wants token_url= or issuer=
+        return await self._issuer_metadata.token_endpoint(self.auth_method)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -596,17 +395,3 @@ class ClientCredentials(AsyncClosing):
             f"ClientCredentials({where}, client_id={self.client_id!r}, "
             f"auth_method={self.auth_method!r}, scopes={self.scopes!r}{dpop})"
         )
-
-
-def _say_given_up(error: Exception, attempts: int) -> None:
-    """Add to the message what happened: the retries are over (or were not worth it)."""
-    what = f"after {attempts} attempts" if attempts > 1 else "not retried"
-    error.args = (f"{error.args[0] if error.args else error}; {what}", *error.args[1:])
-
-
-def _too_large(status: int, message: str) -> InvalidTokenResponse:
-    return InvalidTokenResponse(
-        f"the token endpoint's answer is too large to be a token response: {message}; "
-        "stopped reading",
-        status=status,
-    )

@@ -2,12 +2,15 @@
 
 ``ClientCredentials(issuer=...)`` and ``JWTVerifier(issuer=...)`` find the token endpoint
 and the JWK Set here. The URL building and the document checks are pure functions; the
-one async function, :func:`fetch_metadata`, GETs the candidate URLs in order.
+one async function, :func:`fetch_metadata`, GETs the candidate URLs in order;
+:class:`IssuerMetadata` keeps its answer for a client and picks the token endpoint.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,11 +28,12 @@ from .._exceptions import (
 from .._util.bounded import BoundedDict
 from .._util.untrusted_json import UntrustedJSONError, load_object
 from .endpoints import endpoint_of
-from .http import send
+from .http import LazySession, send
 from .request import check_endpoint_url
 from .response import MAX_BODY_BYTES
 
 __all__ = [
+    "IssuerMetadata",
     "ServerMetadata",
     "check_auth_method",
     "check_endpoint",
@@ -275,3 +279,48 @@ async def fetch_metadata(
 
 def _join(reasons: Sequence[str]) -> str:
     return "; ".join(reasons)
+
+
+class IssuerMetadata:
+    """An issuer's metadata, fetched once (concurrent first fetches wait for one), and
+    the token endpoint it names for an auth method."""
+
+    def __init__(
+        self,
+        http: LazySession,
+        issuer: str,
+        *,
+        allow_insecure_http: bool,
+        ssl: ssl.SSLContext | bool,
+    ) -> None:
+        self._http = http
+        self.issuer = issuer
+        self._insecure = allow_insecure_http
+        self._ssl = ssl
+        self._metadata: ServerMetadata | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> ServerMetadata:
+        """The metadata (see :func:`fetch_metadata`), fetched on the first call."""
+        if self._metadata is not None:
+            return self._metadata
+        async with self._lock:  # single flight: concurrent first fetches wait
+            if self._metadata is None:
+                self._metadata = await fetch_metadata(
+                    self._http.get(),
+                    self.issuer,
+                    allow_insecure_http=self._insecure,
+                    ssl=self._ssl,
+                )
+            return self._metadata
+
+    async def token_endpoint(self, auth_method: str) -> str:
+        """The token endpoint for ``auth_method``, which the metadata must list."""
+        metadata = await self.get()
+        check_auth_method(metadata, auth_method)
+        if auth_method == "tls_client_auth":
+            # RFC 8705 §5: mutual-TLS clients use the alias when the server names one.
+            alias = metadata.mtls_endpoint_aliases.get("token_endpoint")
+            if alias:
+                return check_endpoint(alias, "mtls token_endpoint", metadata.url, self._insecure)
+        return metadata.token_endpoint

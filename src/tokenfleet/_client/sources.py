@@ -12,7 +12,7 @@ used by the next fetch without a restart:
 
 After the token endpoint answers ``invalid_client`` the client calls ``refresh()``: the
 file is read once more even if its metadata looks unchanged, and the request is retried
-once if the value changed (``ClientCredentials._fetch_once``).
+once if the value changed (``TokenExchange.once``).
 
 Files are opened non-blocking and must be regular files (a FIFO planted in place of a
 secret cannot block the event loop); nothing read is ever logged or put in a message.

@@ -35,8 +35,10 @@ from .sources import (
 )
 
 __all__ = [
+    "assertion_audience",
     "assertion_source",
     "certificate_thumbprint",
+    "checked_audience",
     "checked_key",
     "checked_secret",
     "default_method",
@@ -282,3 +284,27 @@ def certificate_thumbprint(value: str | bytes | None, method: str) -> str | None
             "certificate is not a PEM X.509 certificate (-----BEGIN CERTIFICATE-----)"
         ) from None
     return b64url(hashlib.sha256(cert.public_bytes(Encoding.DER)).digest())
+
+
+def checked_audience(audience: str | None, issuer: str | None) -> str | None:
+    """``assertion_audience=`` as given, checked: ``"issuer"`` needs an issuer."""
+    if audience == "issuer" and issuer is None:
+        raise ConfigurationError("assertion_audience='issuer' needs issuer=")
+    if audience is not None and (not isinstance(audience, str) or not audience):
+        raise ConfigurationError("assertion_audience must be a non-empty string")
+    return audience
+
+
+def assertion_audience(chosen: str | None, issuer: str | None, token_url: str) -> str:
+    """``aud`` of the assertions we sign (RFC 7523 §3, RFC 7523bis §4).
+
+    The issuer when we know it: an assertion whose audience is the issuer identifier
+    is useless at any other server, which closes the audience-injection attack of
+    CVE-2025-27370/27371. Without an issuer, the token endpoint (RFC 7523 §3).
+    """
+    if chosen == "token_endpoint" or (chosen is None and issuer is None):
+        return token_url
+    if chosen == "issuer" or chosen is None:
+        assert issuer is not None
+        return issuer
+    return chosen
