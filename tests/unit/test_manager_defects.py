@@ -252,6 +252,17 @@ async def test_min_ttl_no_token_can_satisfy_fails_fast() -> None:
         assert source.calls <= 1
 
 
+@pytest.mark.parametrize("min_ttl", [float("inf"), float("nan"), -1.0, None, "60"])
+async def test_a_bad_min_ttl_is_a_configuration_error(min_ttl: Any) -> None:
+    # inf raised a bare KeyError (the too-short table's default compared equal), None
+    # and "60" a TypeError; nan asked the server for a token no check could accept.
+    source = Source()
+    async with manager(source) as tokens:
+        with pytest.raises(ConfigurationError, match="min_ttl"):
+            await tokens.get_token(min_ttl=min_ttl)
+        assert source.calls == 0
+
+
 @pytest.mark.parametrize("scopes", [123, [["a"]], [1, 2], b"scope", 1.5])
 async def test_bad_scopes_are_a_configuration_error(scopes: Any) -> None:
     async with manager(Source()) as tokens:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
@@ -274,10 +275,11 @@ class TokenManager(HotToken, AsyncClosing):
             self._listener = asyncio.get_running_loop().create_task(
                 listen, name="tokenfleet:invalidations"
             )
-        if min_ttl < 0:
-            raise ConfigurationError("min_ttl must be >= 0 seconds")
-        if min_ttl and min_ttl >= self._too_short.get(key, float("inf")):
-            raise min_ttl_error(min_ttl, self._too_short[key])  # known: no fetch can help
+        if not isinstance(min_ttl, int | float) or not 0 <= min_ttl < math.inf:
+            raise ConfigurationError("min_ttl must be a finite number of seconds >= 0")
+        too_short = self._too_short.get(key)
+        if min_ttl and too_short is not None and min_ttl >= too_short:
+            raise min_ttl_error(min_ttl, too_short)  # known: no fetch can help
         now = self._clock()
         entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
         normalized = self._key_for(scopes)[1]
