@@ -24,3 +24,15 @@ def test_transport_error_detail_is_not_cut_mid_word() -> None:
     detail = _error_detail(OSError(LONG), ())
     assert detail.startswith(" (") and detail.endswith(" …)")
     assert detail[2:-3].split(" ")[-1] in LONG.split(" ")
+
+
+def test_a_short_secret_is_not_masked_letter_by_letter() -> None:
+    # client_secret="s" turned "Cannot connect to host" into "Cannot connect to ho[redacted]t":
+    # a mangled message that shows, by where the masks fall, what the secret is.
+    from tokenfleet._util.redact import REDACTED, redact
+
+    text = "Cannot connect to host idp:443 ssl:default [Name or service not known]"
+    assert redact(text, ("s",)) == REDACTED
+    assert redact(text, ("not-in-the-text",)) == text
+    long_secret = "a-long-client-secret-value"
+    assert redact(f"echoed {long_secret} back", (long_secret,)) == f"echoed {REDACTED} back"

@@ -11,10 +11,19 @@ __all__ = ["REDACTED", "printable", "redact", "redact_url"]
 REDACTED = "[redacted]"
 
 
+_MIN_IN_PLACE = 8  # shorter values are found inside ordinary words
+
+
 def redact(text: str, secrets: Iterable[str], mask: str = REDACTED) -> str:
-    """``text`` with every occurrence of each non-empty value of ``secrets`` masked."""
+    """``text`` with every occurrence of each non-empty value of ``secrets`` masked.
+
+    A value shorter than 8 characters found in ``text`` masks the whole text: masked in
+    place it would mangle ordinary words and show, by where the masks fall, the value.
+    """
     for value in secrets:
         if value and value in text:
+            if len(value) < _MIN_IN_PLACE:
+                return mask
             text = text.replace(value, mask)
     return text
 
