@@ -11,11 +11,9 @@ tests the client honestly.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 import ssl
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -24,36 +22,24 @@ from aiohttp import web
 from .._util.closing import AsyncClosing
 from ._admin import ClientAdmin
 from ._clients import (
-    ASSERTION_ALGS,
-    AUTH_METHODS,
     ClientAuthenticator,
-    ClientRequest,
     RegisteredClient,
-    claimed_client_id,
-    decide_grant,
     new_client,
 )
 from ._counters import Counters, RequestRecord
-from ._dpop import DevDPoP, DPoPProblem
-from ._errors import NO_STORE, OAuthProblem, invalid_request, json_response
-from ._faults import Fault, FaultPlan, malformed_response, trickle
+from ._documents import ServedDocuments
+from ._dpop import DevDPoP
+from ._errors import NO_STORE, json_response
+from ._faults import Fault, FaultPlan
 from ._keys import KeyRing
 from ._thread import ServerThread
-from ._tokens import Grant, TokenMinter
-from ._wire import (
-    Form,
-    bearer_token,
-    drop_connection,
-    parse_form,
-    peer_common_name,
-    unauthorized,
-)
+from ._token_endpoint import TokenEndpoint
+from ._tokens import TokenMinter
 
-_REALM = 'realm="tokenfleet-dev"'
 _DEFAULT_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt")
 
 
-class DevAuthServer(ClientAdmin, AsyncClosing):
+class DevAuthServer(ClientAdmin, TokenEndpoint, ServedDocuments, AsyncClosing):
     """A real OAuth 2.0 authorization server for tests, on ``127.0.0.1`` and a free port.
 
     Use ``async with DevAuthServer() as idp:`` to run it on the current event loop, or
@@ -185,46 +171,6 @@ class DevAuthServer(ClientAdmin, AsyncClosing):
         """
         return ServerThread(self)
 
-    # -- addresses ---------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:PORT`` (without the issuer path)."""
-        if self._runner is None:
-            raise RuntimeError("DevAuthServer is not running")
-        scheme = "https" if self._ssl_context is not None else "http"
-        return f"{scheme}://127.0.0.1:{self._port}"
-
-    @property
-    def issuer(self) -> str:
-        """The issuer identifier: ``url`` plus the issuer path, if any."""
-        return self.url + self._path
-
-    @property
-    def token_url(self) -> str:
-        """The token endpoint."""
-        return self.issuer + "/token"
-
-    @property
-    def jwks_url(self) -> str:
-        """The JWK Set document."""
-        return self.issuer + "/jwks"
-
-    @property
-    def resource_url(self) -> str:
-        """A protected resource that accepts this server's access tokens."""
-        return self.issuer + "/resource"
-
-    @property
-    def stats_url(self) -> str:
-        """The JSON counters."""
-        return self.issuer + "/stats"
-
-    @property
-    def metadata_url(self) -> str:
-        """The RFC 8414 metadata URL (path inserted after ``/.well-known/``, §3.1)."""
-        return f"{self.url}/.well-known/oauth-authorization-server{self._path}"
-
     # -- clients -----------------------------------------------------------------------
 
     def register_client(
@@ -338,11 +284,6 @@ class DevAuthServer(ClientAdmin, AsyncClosing):
         """GETs of either discovery document (404s included)."""
         return self._counters.metadata_requests
 
-    @property
-    def openid_configuration_url(self) -> str:
-        """The OpenID Connect Discovery URL (appended to the issuer, OIDC Discovery §4)."""
-        return self.issuer + "/.well-known/openid-configuration"
-
     def reset_counters(self) -> None:
         """Zero every counter and empty ``requests_log``."""
         self._counters = Counters()
@@ -352,24 +293,6 @@ class DevAuthServer(ClientAdmin, AsyncClosing):
     def stats(self) -> dict[str, Any]:
         """The counters, as served at ``/stats``."""
         return self._counters.as_json()
-
-    def metadata(self) -> dict[str, Any]:
-        """The RFC 8414 authorization server metadata, with ``metadata_overrides`` applied."""
-        tls = self._ssl_context is not None
-        methods = sorted(m for m in AUTH_METHODS if tls or m != "tls_client_auth")
-        metadata: dict[str, Any] = {
-            "issuer": self.issuer,
-            "token_endpoint": self.token_url,
-            "jwks_uri": self.jwks_url,
-            "token_endpoint_auth_methods_supported": methods,
-            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
-            "grant_types_supported": ["client_credentials"],
-        }
-        clients = list(self._clients.values())  # a snapshot: other threads may register
-        scopes = set().union(*(c.scopes for c in clients if c.scopes is not None))
-        if scopes:
-            metadata["scopes_supported"] = sorted(scopes)
-        return {**metadata, **self.metadata_overrides}
 
     # -- HTTP ----------------------------------------------------------------------------
 
@@ -387,155 +310,5 @@ class DevAuthServer(ClientAdmin, AsyncClosing):
         app.router.add_get(f"{path}/.well-known/openid-configuration", self._handle_oidc)
         return app
 
-    async def _document(self, request: web.Request, document: Any) -> web.StreamResponse:
-        response = json_response(document)
-        if self.document_trickle <= 0:
-            return response
-        return await trickle(request, response, self.document_trickle)
-
-    async def _handle_jwks(self, request: web.Request) -> web.StreamResponse:
-        self._counters.jwks_requests += 1
-        override = self.jwks_override
-        return await self._document(request, self.public_jwks if override is None else override)
-
     async def _handle_stats(self, request: web.Request) -> web.Response:
         return json_response(self.stats(), headers=NO_STORE)
-
-    async def _handle_rfc8414(self, request: web.Request) -> web.StreamResponse:
-        self._counters.metadata_requests += 1
-        if not self.serve_rfc8414:
-            return json_response({"error": "not_found"}, status=404)
-        return await self._document(request, self.metadata())
-
-    async def _handle_oidc(self, request: web.Request) -> web.StreamResponse:
-        self._counters.metadata_requests += 1
-        if not self.serve_openid_configuration:
-            return json_response({"error": "not_found"}, status=404)
-        return await self._document(request, self.metadata())
-
-    async def _handle_resource(self, request: web.Request) -> web.Response:
-        self._counters.resource_requests += 1
-        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "dpop":
-            return self._dpop_resource(request, credential.strip())
-        token = bearer_token(request.headers.get("Authorization", ""), self.token_type)
-        if token is None:
-            # RFC 6750 §3.1: no error code when the request had no credentials.
-            return unauthorized(f"Bearer {_REALM}", None)
-        holder = self._minter.holder(token, self.issuer)
-        if holder is None or holder.jkt is not None:  # a DPoP-bound token is not a bearer one
-            challenge = f'Bearer {_REALM}, error="invalid_token"'
-            return unauthorized(challenge, "invalid_token")
-        return json_response({"ok": True, "sub": holder.sub, "scope": holder.scope})
-
-    def _dpop_resource(self, request: web.Request, token: str) -> web.Response:
-        """``Authorization: DPoP`` (RFC 9449 §7): a bound token and a valid proof."""
-        holder = self._minter.holder(token, self.issuer) if token else None
-        if holder is not None and holder.jkt is None and self.token_type.lower() == "dpop":
-            # the token_type knob labels unbound tokens "DPoP": accepted as they are
-            return json_response({"ok": True, "sub": holder.sub, "scope": holder.scope})
-        try:
-            if holder is None or holder.jkt is None:
-                raise DPoPProblem("invalid_token", "not a valid DPoP-bound token")
-            proofs = request.headers.getall("DPoP", [])
-            url = str(request.url)
-            self.dpop.resource_request(proofs, request.method, url, token, holder.jkt)
-        except DPoPProblem as problem:
-            response = unauthorized(f'DPoP {_REALM}, error="{problem.error}"', problem.error)
-            response.headers.update(self.dpop.nonce_header(at_token=False))
-            return response
-        body = {"ok": True, "sub": holder.sub, "scope": holder.scope, "jkt": holder.jkt}
-        return json_response(body, headers=self.dpop.nonce_header(at_token=False))
-
-    async def _handle_token(self, request: web.Request) -> web.StreamResponse:
-        arrival = time.monotonic()
-        body = await request.read()
-        form = parse_form(request.content_type, body)
-        client_request = ClientRequest(
-            params=form.params if isinstance(form, Form) else {},
-            authorization=request.headers.get("Authorization"),
-            peer_cn=peer_common_name(request) if self._ssl_context else None,
-        )
-        record = RequestRecord(arrival, claimed_client_id(client_request))
-        self.requests_log.append(record)
-        self._counters.count_request(record.client_id)
-        try:
-            response = await self._answer(request, form, client_request)
-        except BaseException:
-            record.status = 0
-            raise
-        record.status = response.status
-        return response
-
-    async def _answer(
-        self, request: web.Request, form: Form | OAuthProblem, client_request: ClientRequest
-    ) -> web.StreamResponse:
-        if self.latency > 0:
-            await asyncio.sleep(self.latency)
-        fault = self._faults.next_fault()
-        if fault is not None:
-            if fault.delay > 0:
-                await asyncio.sleep(fault.delay)
-            if fault.drop_connection:
-                drop_connection(request)
-            if fault.malformed_json:
-                return malformed_response()
-            if fault.slow_body <= 0:
-                return fault.response()
-        response = self._token_response(form, client_request, request.headers.getall("DPoP", []))
-        response.headers.update(self.dpop.nonce_header(at_token=True))
-        if fault is None:
-            return response
-        return await trickle(request, response, fault.slow_body)
-
-    def _token_response(
-        self, form: Form | OAuthProblem, client_request: ClientRequest, proofs: list[str]
-    ) -> web.Response:
-        try:
-            if isinstance(form, OAuthProblem):
-                raise form
-            try:
-                jkt = self.dpop.token_request(proofs, self.token_url)
-            except DPoPProblem as problem:  # RFC 9449 §5 and §8: 400 with the error code
-                raise OAuthProblem(problem.error, problem.description) from None
-            return self._issue(form, client_request, jkt)
-        except OAuthProblem as problem:
-            return problem.response()
-
-    def _issue(
-        self, form: Form, client_request: ClientRequest, jkt: str | None = None
-    ) -> web.Response:
-        """The client credentials grant, RFC 6749 §4.4.2 and §4.4.3."""
-        grant_type = form.params.get("grant_type")
-        if grant_type is None:
-            raise invalid_request("grant_type is missing")
-        if grant_type != "client_credentials":
-            raise OAuthProblem("unsupported_grant_type", "only client_credentials is supported")
-        audiences = (self.token_url, self.issuer)
-        client = self._authenticator.authenticate(client_request, audiences)
-        grant = decide_grant(client, form.params, form.resources, self.resource_url)
-        lifetime = self.token_lifetime
-        token = self._minter.issue(
-            grant,
-            self.issuer,
-            lifetime,
-            opaque=self.opaque_tokens,
-            scope_claim=self.scope_claim,
-            jkt=jkt,
-        )
-        self._counters.count_issued(client.client_id)
-        body = self._token_body(token, grant, lifetime, "DPoP" if jkt else self.token_type)
-        return json_response(body, headers=NO_STORE)
-
-    def _token_body(
-        self, token: str, grant: Grant, lifetime: float, token_type: str
-    ) -> dict[str, Any]:
-        """The RFC 6749 §5.1 token response (``token_type`` DPoP: RFC 9449 §5)."""
-        body: dict[str, Any] = {"access_token": token, "token_type": token_type}
-        if self.include_expires_in:
-            if self.reported_expires_in is not None:
-                lifetime = self.reported_expires_in
-            body["expires_in"] = int(lifetime) if float(lifetime).is_integer() else lifetime
-        if self.include_scope:
-            body["scope"] = " ".join(grant.scopes)
-        return body
