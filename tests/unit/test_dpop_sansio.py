@@ -146,3 +146,11 @@ def test_a_proof_jwk_with_a_non_string_kty_or_alg_is_a_malformed_proof(
         DPoPVerifier().verify(
             f"{forged}.{payload_b64}.{signature}", method="POST", url="https://rs.example/x"
         )
+
+
+@pytest.mark.parametrize("until", [float("nan"), float("inf")])
+def test_a_cooldown_entry_with_a_non_finite_end_is_unreadable(until: float) -> None:
+    # A shared store is not trusted: a planted NaN end compared false with every clock
+    # reading, so it never ended (the max_backoff bound did not catch it either).
+    assert _codec.decode_cooldown(_codec.encode_cooldown(until, "planted")) is None
+    assert _codec.decode_cooldown(_codec.encode_cooldown(1e9, "HTTP 429")) is not None

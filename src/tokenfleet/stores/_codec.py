@@ -33,6 +33,7 @@ by :class:`Codec` with one WARNING per period per store, never with the bytes th
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -221,11 +222,13 @@ def encode_cooldown(until: float, reason: str) -> bytes:
 
 
 def decode_cooldown(data: bytes) -> Cooldown | None:
-    """A cooldown entry, or ``None`` if it cannot be read."""
+    """A cooldown entry, or ``None`` if it cannot be read (or has no finite end: a NaN
+    compares false with every clock reading, so it would never end)."""
     try:
-        return _cooldown_decoder.decode(data)
+        entry = _cooldown_decoder.decode(data)
     except _UNREADABLE:
         return None
+    return entry if math.isfinite(entry.until) else None
 
 
 def load(data: Any, kind: type[T]) -> T | None:
