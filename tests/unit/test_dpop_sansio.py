@@ -154,3 +154,24 @@ def test_a_cooldown_entry_with_a_non_finite_end_is_unreadable(until: float) -> N
     # reading, so it never ended (the max_backoff bound did not catch it either).
     assert _codec.decode_cooldown(_codec.encode_cooldown(until, "planted")) is None
     assert _codec.decode_cooldown(_codec.encode_cooldown(1e9, "HTTP 429")) is not None
+
+
+@pytest.mark.parametrize("url", ["http://[/x", "https://a:99999/x", None])
+def test_an_unparseable_request_url_is_a_configuration_error(url: object) -> None:
+    # A resource server builds the URL from the request (its Host header is the
+    # client's): yarl's ValueError or TypeError must not escape as such.
+    from tokenfleet import ConfigurationError
+
+    proof = SIGNER.proof("GET", "https://a.example/x")
+    with pytest.raises(ConfigurationError, match="url"):
+        DPoPVerifier().verify(proof, method="GET", url=url)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="url"):
+        SIGNER.proof("GET", url)  # type: ignore[arg-type]
+
+
+def test_a_request_method_that_is_not_a_string_is_a_configuration_error() -> None:
+    from tokenfleet import ConfigurationError
+
+    proof = SIGNER.proof("GET", "https://a.example/x")
+    with pytest.raises(ConfigurationError, match="method"):
+        DPoPVerifier().verify(proof, method=None, url="https://a.example/x")  # type: ignore[arg-type]

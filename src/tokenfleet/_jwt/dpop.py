@@ -150,6 +150,8 @@ class DPoPVerifier:
         Raises:
             DPoPProofError: the subclass names the failed rule.
         """
+        if not isinstance(method, str):
+            raise ConfigurationError("method must be the request's HTTP method, a str")
         header, claims = self._decode(proof)
         if claims["htm"] != method.upper():
             raise DPoPMethodMismatch(f"the proof is for {claims['htm'][:16]!r}, not {method}")

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from yarl import URL
 
 from .._exceptions import ConfigurationError
+from .._util.redact import printable
 
 __all__ = ["DPOP_ALGORITHMS", "DPoPKey", "b64url", "jwk_thumbprint", "normalize_htu", "token_hash"]
 
@@ -92,7 +93,7 @@ def jwk_thumbprint(jwk: dict[str, Any]) -> str:
 def normalize_htu(url: str | URL) -> str:
     """The ``htu`` of a request URL: no query, fragment or userinfo (RFC 9449 §4.2), the
     scheme and host lowercased and a default port left out (RFC 3986 §6.2.2-6.2.3)."""
-    parsed = url if isinstance(url, URL) else URL(url)
+    parsed = url if isinstance(url, URL) else _parsed(url)
     scheme = (parsed.scheme or "").lower()
     host = (parsed.raw_host or "").lower()
     if ":" in host:
@@ -100,6 +101,18 @@ def normalize_htu(url: str | URL) -> str:
     port = parsed.explicit_port
     netloc = host if port is None or port == _PORTS.get(scheme) else f"{host}:{port}"
     return f"{scheme}://{netloc}{parsed.raw_path or '/'}"
+
+
+def _parsed(url: object) -> URL:
+    """``url`` as a yarl ``URL``; a request's URL may come from its (client-set) Host."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"the request url must be a str or URL, not {type(url).__name__}")
+    try:
+        return URL(url)
+    except ValueError:  # a bad IPv6 literal, a port out of range...
+        raise ConfigurationError(
+            f"the request url {printable(url, 100)!r} is not a valid URL"
+        ) from None
 
 
 class DPoPKey:
