@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -62,10 +62,11 @@ Subscriber = Callable[[Event], object]
 class Events:
     """A list of subscribers; ``emit`` calls each one and survives their failures."""
 
-    __slots__ = ("_subscribers",)
+    __slots__ = ("_subscribers", "client_id")
 
-    def __init__(self) -> None:
+    def __init__(self, client_id: str | None = None) -> None:
         self._subscribers: list[Subscriber] = []
+        self.client_id = client_id  # of every event ``note`` makes
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call ``callback(event)`` for every event; returns a function that unsubscribes."""
@@ -87,3 +88,8 @@ class Events:
                 callback(event)
             except Exception:
                 logger.exception("tokenfleet: event subscriber %r failed", callback)
+
+    def note(self, kind: EventKind, key: str, **fields: Any) -> None:
+        """Emit an event of ``kind`` about ``key``, if anyone listens."""
+        if self._subscribers:  # building an Event costs; only when someone listens
+            self.emit(Event(kind=kind, key=key, client_id=self.client_id, **fields))

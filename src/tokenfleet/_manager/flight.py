@@ -34,7 +34,7 @@ from .._util.bounded import BoundedDict
 from ..stores import TokenStore, WaitingStore
 from .backoff import Backoff, Failure
 from .fleet import FleetSignals
-from .near import NearCache, Scopes
+from .near import Entry, NearCache, Scopes
 from .policy import Refresh
 from .singleflight import SingleFlight
 from .stats import Stats
@@ -269,6 +269,13 @@ class Flights:
             return False
         usable_until, _ = self._refresh.schedule(token)
         return usable_until - self._clock() > min_ttl
+
+    async def store_entry(self, key: str) -> Entry | None:
+        """Without a near cache: the store's token as an entry (no jitter)."""
+        token = await self.read_store(key, None)
+        if token is None:
+            return None
+        return Entry(token, *self._refresh.schedule(token))
 
     async def read_store(self, key: str, stale: Token | None) -> Token | None:
         """A usable token from the store that is not the one being replaced."""

@@ -31,23 +31,22 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Self
 
-from .._client.credentials import ClientCredentials
-from .._client.env import client_kwargs, read_settings
 from .._exceptions import ConfigurationError, FetchTimeout, StoreError, TokenFleetError
 from .._models import Token
 from .._source import KeyedTokenSource, SourceDescription, TokenSource, description_of
 from .._util.bounded import MAX_KEYS, BoundedDict
 from .._util.closing import AsyncClosing
 from .._util.tasks import cancel_and_wait
-from ..stores import FleetStore, MemoryStore, TokenStore, store_from_url
+from ..stores import FleetStore, MemoryStore, TokenStore
 from . import otel
 from .backoff import Backoff, own_copy
 from .dpop import store_for
-from .events import Event, EventKind, Events, Subscriber
+from .env import client_and_store
+from .events import Events, Subscriber
 from .fleet import FleetSignals
 from .flight import Flights, StoreFailures
 from .hot import HotToken
-from .near import Entry, NearCache, Scopes
+from .near import NearCache, Scopes
 from .policy import Refresh, min_ttl_error
 from .stats import Stats
 
@@ -136,15 +135,15 @@ class TokenManager(HotToken, AsyncClosing):
         self.fail_open = fail_open
         self.near_cache = near_cache
         self.max_keys = max_keys
-        self.events = Events()
         self.client_id = described.client_id
+        self.events = Events(self.client_id)
         self._close_source = close_source
         self._close_store = close_store
         self._clock = clock
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
         self._backoff = Backoff(min_backoff, max_backoff, clock, monotonic)
-        self._store_failed = StoreFailures(self.stats, fail_open, self._emit)
+        self._store_failed = StoreFailures(self.stats, fail_open, self.events.note)
         self._near = NearCache(source, namespace, max_keys, near_cache)
         self._near_entries = self._near.entries  # the hot path reads this dict directly
         self._key_for = self._near.key_for
@@ -169,7 +168,7 @@ class TokenManager(HotToken, AsyncClosing):
             clock=clock,
             lock_timeout=float(lock_timeout or fetch_timeout),
             fetch_timeout=fetch_timeout,
-            emit=self._emit,
+            emit=self.events.note,
             store_failed=self._store_failed,
             span=self._telemetry.span if self._telemetry else None,
             label=self.client_id,
@@ -193,10 +192,7 @@ class TokenManager(HotToken, AsyncClosing):
         Raises:
             ConfigurationError: a setting is missing (all are listed) or invalid.
         """
-        settings = read_settings(env, prefix=prefix)
-        client = ClientCredentials(**client_kwargs(settings))
-        store = store_from_url(settings.store) if settings.store else None
-        return cls(client, store, **kwargs)
+        return cls(*client_and_store(prefix, env), **kwargs)
 
     @property
     def fetch_timeout(self) -> float:
@@ -255,10 +251,6 @@ class TokenManager(HotToken, AsyncClosing):
         """
         return self.events.subscribe(callback)
 
-    def _emit(self, kind: EventKind, key: str, **fields: Any) -> None:
-        if self.events:  # building an Event costs; only when someone listens
-            self.events.emit(Event(kind=kind, key=key, client_id=self.client_id, **fields))
-
     def cache_key(self, scopes: str | Iterable[str] | None = None) -> str:
         """The key under which the token for ``scopes`` is cached and single-flighted."""
         return self._key_for(scopes)[0]
@@ -281,7 +273,7 @@ class TokenManager(HotToken, AsyncClosing):
         if min_ttl and too_short is not None and min_ttl >= too_short:
             raise min_ttl_error(min_ttl, too_short)  # known: no fetch can help
         now = self._clock()
-        entry = self._near.get(key) if self.near_cache else await self._store_entry(key)
+        entry = self._near.get(key) if self.near_cache else await self._flight.store_entry(key)
         normalized = self._key_for(scopes)[1]
         if entry is not None and entry.usable_until - now > min_ttl:
             if now < entry.refresh_at or self._flight.refresh_ahead(
@@ -297,13 +289,6 @@ class TokenManager(HotToken, AsyncClosing):
                 return token
         # The source's cache identity moved (see hot.py): fetch under the new key.
         return await self._get_slow(self._key_for(scopes)[0], scopes, min_ttl)
-
-    async def _store_entry(self, key: str) -> Entry | None:
-        """Without a near cache: the store's token as an entry (no jitter)."""
-        token = await self._flight.read_store(key, None)
-        if token is None:
-            return None
-        return Entry(token, *self.refresh.schedule(token))
 
     async def _await_flight(
         self, key: str, scopes: Scopes, stale: Token | None, min_ttl: float
