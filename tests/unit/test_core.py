@@ -370,3 +370,23 @@ def test_schedule_jitter_moves_refresh_earlier_only() -> None:
 def test_schedule_refresh_never_after_usable() -> None:
     usable_until, refresh_at = policy.schedule(tok(0, 100), leeway=50, refresh_ratio=1.0)
     assert refresh_at == usable_until == 90
+
+
+@pytest.mark.parametrize("field", ["backoff", "max_backoff", "max_retry_after"])
+@pytest.mark.parametrize("value", [None, "1", [1], float("nan")])
+def test_retry_delays_must_be_numbers(field: str, value: object) -> None:
+    from tokenfleet import Retry
+
+    with pytest.raises(ConfigurationError, match="Retry"):
+        Retry(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field", ["timeout", "default_lifetime"])
+@pytest.mark.parametrize("value", [None, "10", float("nan"), float("inf")])
+def test_client_durations_must_be_finite_numbers(field: str, value: object) -> None:
+    from tokenfleet import ClientCredentials
+
+    with pytest.raises(ConfigurationError, match=field):
+        ClientCredentials(
+            "https://idp.example/token", client_id="c", client_secret="s", **{field: value}
+        )

@@ -25,6 +25,7 @@ from .._jwt.dpop_key import DPoPKey
 from .._models import Secret, Token
 from .._source import SourceDescription
 from .._util.closing import AsyncClosing
+from .._util.numbers import finite_number
 from . import discovery
 from . import env as env_settings
 from .auth import AuthMethod, ClientAuth, make_client_auth
@@ -164,8 +165,9 @@ class ClientCredentials(AsyncClosing):
     ) -> None:
         if not isinstance(client_id, str) or not client_id:
             raise ConfigurationError("client_id must be a non-empty string")
-        if not timeout > 0 or not default_lifetime > 0:
-            raise ConfigurationError("timeout and default_lifetime must be positive seconds")
+        for name, seconds in (("timeout", timeout), ("default_lifetime", default_lifetime)):
+            if not finite_number(seconds) or not seconds > 0:
+                raise ConfigurationError(f"{name} must be a positive, finite number of seconds")
         if (tls_client_cert is None) != (tls_client_key is None):
             raise ConfigurationError("pass tls_client_cert= and tls_client_key= together")
         method: str = auth_method or default_method(private_key, client_assertion, tls_client_cert)

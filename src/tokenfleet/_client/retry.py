@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 from .._exceptions import ConfigurationError
+from .._util.numbers import finite_number
 
 __all__ = ["Retry"]
 
@@ -37,8 +38,9 @@ class Retry:
     def __post_init__(self) -> None:
         if not isinstance(self.attempts, int) or self.attempts < 1:
             raise ConfigurationError("Retry.attempts must be an int >= 1")
-        if self.backoff < 0 or self.max_backoff < 0 or self.max_retry_after < 0:
-            raise ConfigurationError("Retry delays must be >= 0 seconds")
+        for name in ("backoff", "max_backoff", "max_retry_after"):
+            if not finite_number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigurationError(f"Retry.{name} must be a number of seconds >= 0")
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float | None:
         """Seconds to wait before try ``attempt + 1``, or ``None`` to give up now."""
