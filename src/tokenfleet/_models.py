@@ -20,7 +20,15 @@ from ._exceptions import ConfigurationError
 from ._jwt.claims import Claims, read_claims
 from ._jwt.dpop_key import DPoPKey
 
-__all__ = ["MAX_TOKEN_CHARS", "Secret", "Token", "fingerprint", "header_safe", "unusable"]
+__all__ = [
+    "MAX_TOKEN_CHARS",
+    "NO_EXTRA",
+    "Secret",
+    "Token",
+    "fingerprint",
+    "header_safe",
+    "unusable",
+]
 
 # RFC 6750 §2.1 b64token, widened to any visible ASCII: what matters is that the value
 # cannot break an HTTP header (no spaces, CR, LF or non-ASCII).
@@ -57,6 +65,37 @@ def fingerprint(value: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
 
 
+class _NoExtra(dict[str, Any]):
+    """The ``extra`` of every token without extra members: one shared, read-only, empty
+    dict instead of an empty dict per token (64 bytes each; tokens are cached by the
+    hundred thousand). A ``dict`` subclass, so that msgspec encodes it and keeps sharing
+    it as the default; a copy, a pickle or a decoded token gets a plain ``{}``."""
+
+    __slots__ = ()
+
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
+        raise ConfigurationError(
+            "this token has no extra members, and a token is read-only: build a new Token "
+            "(msgspec.structs.replace(token, extra={...})) to attach some"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = setdefault = pop = popitem = clear = _read_only
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[()]]:
+        return dict, ()
+
+    def __copy__(self) -> dict[str, Any]:
+        return {}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return {}
+
+
+NO_EXTRA: dict[str, Any] = _NoExtra()
+"""The shared empty ``Token.extra`` (see ``_NoExtra``)."""
+
+
 class Token(msgspec.Struct, frozen=True, kw_only=True):
     """An OAuth 2.0 access token with an absolute expiry.
 
@@ -78,7 +117,7 @@ class Token(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float
     issued_at: float
     scopes: tuple[str, ...] = ()
-    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    extra: dict[str, Any] = NO_EXTRA  # shared when empty: no dict per cached token
     dpop_key: DPoPKey | None = None
 
     @property

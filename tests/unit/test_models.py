@@ -53,6 +53,29 @@ def test_token_roundtrips_through_msgspec() -> None:
         assert mod.decode(mod.encode(token), type=Token) == token
 
 
+def test_tokens_without_extra_share_one_read_only_empty_mapping() -> None:
+    """100,000 cached tokens must not carry 100,000 empty dicts (benchmarks scenario 6),
+    yet ``extra`` still reads, compares, copies, pickles and encodes as a plain dict."""
+    first, second = make_token(), make_token()
+    assert first.extra is second.extra and first.extra == {} and not first.extra
+    assert isinstance(first.extra, dict) and first == Token(**{**_fields(first), "extra": {}})
+    with pytest.raises(ConfigurationError, match="read-only"):
+        first.extra["id_token"] = "x"
+    with pytest.raises(ConfigurationError):
+        first.extra.update(x=1)
+    assert type(copy.deepcopy(first).extra) is dict
+    assert type(pickle.loads(pickle.dumps(first)).extra) is dict  # noqa: S301 - our own bytes
+    decoded = msgspec.json.decode(msgspec.json.encode(first), type=Token)
+    assert decoded == first and decoded.extra == {}
+    assert msgspec.to_builtins(first)["extra"] == {}
+    given = Token(access_token="a", expires_at=2.0, issued_at=1.0, extra={"id_token": "x"})
+    assert given.extra == {"id_token": "x"} and type(given.extra) is dict
+
+
+def _fields(token: Token) -> dict[str, object]:
+    return {name: getattr(token, name) for name in token.__struct_fields__}
+
+
 def test_secret_never_shows() -> None:
     secret = Secret("hunter2-very-secret")
     shown = [repr(secret), str(secret), f"{secret}", f"{secret:>30}", "%s" % secret, str([secret])]  # noqa: UP031

@@ -24,7 +24,7 @@ from .._exceptions import (
     oauth_error_class,
 )
 from .._jwt.claims import read_claims
-from .._models import Token, header_safe
+from .._models import NO_EXTRA, Token, header_safe
 from .._util.redact import printable, redact
 from .._util.untrusted_json import UntrustedJSONError, load_object
 
@@ -136,7 +136,7 @@ def parse_token_response(
     else:
         scopes = requested_scopes  # RFC 6749 §5.1: omitted means as requested
     token_type = "Bearer" if wire.token_type.lower() == "bearer" else wire.token_type
-    extra = {k: v for k, v in data.items() if k not in _KNOWN}
+    extra = {k: v for k, v in data.items() if k not in _KNOWN} or NO_EXTRA  # shared empty
     return Token(
         access_token=wire.access_token,
         token_type=token_type,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+import msgspec
 
 from .._exceptions import ConfigurationError
 from .._models import Token
@@ -28,7 +29,9 @@ class MemoryStore:
         if not isinstance(max_entries, int) or max_entries < 1:
             raise ConfigurationError("MemoryStore max_entries must be an int >= 1")
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[Token, float]] = OrderedDict()
+        # A plain dict kept in LRU order (re-inserted on use): an OrderedDict costs about
+        # 53 bytes more per entry, a tuple 24 more than _Entry (scenario 6, "memory").
+        self._entries: dict[str, _Entry] = {}
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._clock = clock
 
@@ -40,30 +43,27 @@ class MemoryStore:
 
     async def get(self, key: str) -> Token | None:
         """The live token under ``key``, or ``None``."""
-        item = self._entries.get(key)
-        if item is None:
+        item = self._entries.pop(key, None)
+        if item is None or self._clock() >= item.deadline:
             return None
-        token, deadline = item
-        if self._clock() >= deadline:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return token
+        self._entries[key] = item  # now the most recently used
+        return item.token
 
     async def set(self, key: str, token: Token, ttl: float) -> None:
         """Keep ``token`` for ``ttl`` seconds, evicting the least recently used if full."""
         if ttl <= 0:
             self._entries.pop(key, None)
             return
-        self._entries[key] = (token, self._clock() + ttl)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        entries = self._entries
+        entries.pop(key, None)  # re-inserted last: the most recently used
+        entries[key] = _Entry(token, self._clock() + ttl)
+        while len(entries) > self.max_entries:
+            del entries[next(iter(entries))]  # the least recently used
 
     async def delete(self, key: str, token: Token | None = None) -> bool:
         """Drop ``key`` (only if it still holds ``token``, when one is given)."""
         item = self._entries.get(key)
-        if item is None or (token is not None and item[0].access_token != token.access_token):
+        if item is None or (token is not None and item.token.access_token != token.access_token):
             return False
         del self._entries[key]
         return True
@@ -97,3 +97,11 @@ class MemoryStore:
 
     def __repr__(self) -> str:
         return f"MemoryStore(entries={len(self._entries)}, max_entries={self.max_entries})"
+
+
+class _Entry(msgspec.Struct, frozen=True, gc=False):
+    """One cached token and its deadline (monotonic clock). Not tracked by the garbage
+    collector (16 bytes less): it refers to a token, and nothing refers back to it."""
+
+    token: Token
+    deadline: float
