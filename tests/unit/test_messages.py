@@ -36,3 +36,16 @@ def test_a_short_secret_is_not_masked_letter_by_letter() -> None:
     assert redact(text, ("not-in-the-text",)) == text
     long_secret = "a-long-client-secret-value"
     assert redact(f"echoed {long_secret} back", (long_secret,)) == f"echoed {REDACTED} back"
+
+
+def test_a_redis_error_text_reaches_the_store_error_printable() -> None:
+    # The text of a ResponseError is the Redis server's: a store is not trusted, and
+    # a CR/LF or an escape sequence in it must not forge log lines or reach a terminal.
+    import redis.asyncio
+    from redis.exceptions import ResponseError
+
+    from tokenfleet import RedisStore
+
+    store = RedisStore(redis.asyncio.Redis(host="127.0.0.1", port=1))
+    error = store._store_error("GET", ResponseError("ERR bad\r\nForged: line\x1b[31m"))
+    assert "\r" not in str(error) and "\n" not in str(error) and "\x1b" not in str(error)

@@ -45,7 +45,7 @@ from redis.exceptions import AskError, MovedError, RedisError, ResponseError
 
 from .._exceptions import ConfigurationError, StoreError
 from .._models import Token
-from .._util.redact import redact, redact_url
+from .._util.redact import printable, redact, redact_url
 from .._util.tasks import cancel_and_wait
 from . import _codec
 from ._redis_clients import (
@@ -214,7 +214,7 @@ class RedisStore:
 
     def _store_error(self, op: str, exc: BaseException) -> StoreError:
         text = str(exc) or f"no answer within {self._op_timeout:g} s"
-        detail = redact(text, (self._password or "",), mask="***")
+        detail = printable(redact(text, (self._password or "",), mask="***"), 200)
         return StoreError(
             f"Redis store {self._where}: {op} failed ({type(exc).__name__}: {detail})"
         )
