@@ -81,3 +81,15 @@ def test_an_encryption_key_ring_refuses_pickling() -> None:
     cipher = AesGcmCipher(b"K" * 32)
     with pytest.raises(ConfigurationError, match="cannot be pickled"):
         pickle.dumps(cipher)
+
+
+def test_a_redis_store_refuses_pickling() -> None:
+    # It holds a client whose connection settings carry the Redis password.
+    import redis.asyncio
+
+    from tokenfleet import RedisStore
+
+    store = RedisStore(redis.asyncio.Redis(host="127.0.0.1", port=1, password=SECRET))
+    with pytest.raises(ConfigurationError, match="cannot be pickled") as info:
+        pickle.dumps(store)
+    assert SECRET not in str(info.value)

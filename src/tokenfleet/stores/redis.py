@@ -31,7 +31,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import msgspec
 
@@ -368,6 +368,12 @@ class RedisStore:
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where}, prefix={self.prefix!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            "a tokenfleet RedisStore cannot be pickled (its client holds the Redis "
+            "password): build it in each process, e.g. with store_from_url()"
+        )
 
 
 def _as_bytes(data: bytes | str) -> bytes:
