@@ -37,6 +37,7 @@ from ._util.bounded import MAX_KEYS, BoundedDict, make_room
 __all__ = [
     "Bearer",
     "BearerAuthBase",
+    "Decision",
     "Destinations",
     "FirstOrigin",
     "Origin",
@@ -280,6 +281,7 @@ class Bearer:
         self.manager = manager
         self.scopes = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
         self.min_ttl = float(min_ttl)
+        self.plain = self.scopes is None and not self.min_ttl  # get_token() without arguments
         self.destinations = Destinations(
             integration, manager, origins, allow_insecure_http=allow_insecure_http
         )
