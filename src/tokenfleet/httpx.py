@@ -91,7 +91,10 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
             yield request
             return
         bearer = self._bearer
-        token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
+        if bearer.plain:
+            token = await self.manager.get_token()
+        else:
+            token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
         dpop, sent = bearer.dpop, None
         last, header = bearer.last  # a plain Bearer token's header, made once per token
         if token is last or (header := bearer.header(token)):
