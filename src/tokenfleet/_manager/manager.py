@@ -47,7 +47,7 @@ from .fleet import FleetSignals
 from .flight import Flights, StoreFailures
 from .hot import HotToken
 from .near import NearCache, Scopes
-from .policy import Refresh, min_ttl_error
+from .policy import Refresh, check_durations, min_ttl_error
 from .stats import Stats
 
 __all__ = ["TokenManager"]
@@ -118,8 +118,7 @@ class TokenManager(HotToken, AsyncClosing):
             )
         if not isinstance(refresh, Refresh):
             raise ConfigurationError("refresh must be a tokenfleet.Refresh(...)")
-        if min_backoff <= 0 or max_backoff < min_backoff:
-            raise ConfigurationError("need 0 < min_backoff <= max_backoff")
+        check_durations(min_backoff, max_backoff, fetch_timeout, lock_timeout)
         if not isinstance(max_keys, int) or max_keys < 1:
             raise ConfigurationError("max_keys must be an int >= 1")
         self.source = source

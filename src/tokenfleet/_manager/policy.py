@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from .._exceptions import ConfigurationError
 from .._models import Token
+from .._util.numbers import finite_number
 
-__all__ = ["Refresh", "min_ttl_error", "schedule"]
+__all__ = ["Refresh", "check_durations", "min_ttl_error", "schedule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,3 +84,24 @@ def min_ttl_error(
         f"no token can stay usable for min_ttl={min_ttl:g} s: {granted}usable for "
         f"{usable_span:.0f} s; ask for a smaller min_ttl"
     )
+
+
+def check_durations(
+    min_backoff: float, max_backoff: float, fetch_timeout: float | None, lock_timeout: float | None
+) -> None:
+    """The manager's durations: finite seconds > 0 (``None``: the default), backoff ordered."""
+    given = {"min_backoff": min_backoff, "max_backoff": max_backoff}
+    given.update(
+        {
+            k: v
+            for k, v in (("fetch_timeout", fetch_timeout), ("lock_timeout", lock_timeout))
+            if v is not None
+        }
+    )
+    for name, value in given.items():
+        if not finite_number(value) or value <= 0:
+            raise ConfigurationError(
+                f"{name} must be a finite number of seconds > 0, not {value!r}"
+            )
+    if max_backoff < min_backoff:
+        raise ConfigurationError("need min_backoff <= max_backoff")
