@@ -77,7 +77,7 @@ def get_token_ratio_row(runs: Runs) -> list[str] | None:
         return None
     ratios = [r["ratio"] for r in found]
     return [
-        "4 · warm `get_token()` / floor coroutine (median of interleaved rounds)",
+        "4 · warm `TokenManager.get_token()` / floor coroutine (median of interleaved rounds)",
         _span(ratios, "{:.2f}") + "×",
         f"≤ {GET_TOKEN_TARGET}×",
         _verdict(median(ratios) <= GET_TOKEN_TARGET),

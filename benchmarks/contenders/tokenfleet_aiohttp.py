@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import aiohttp
@@ -52,6 +53,10 @@ class TokenfleetAiohttp(Contender):
 
     async def get_token(self) -> object:
         return await self.manager.get_token()
+
+    def library_get_token(self) -> Callable[[], Awaitable[object]]:
+        """The library's own call, unwrapped (scenario 4 compares it with the floor)."""
+        return self.manager.get_token
 
     def instrument(self) -> None:
         self.manager.get_token = self._timed(self.manager.get_token)  # type: ignore[method-assign]
