@@ -6,10 +6,14 @@ the default key's token is before its refresh point, the manager keeps it in ``_
 one watchdog thread per process clears ``_hot`` at that point, and the next call takes
 the checked branch, which reads the clock and starts the refresh.
 
-A thread, not a loop timer: a loop blocked by synchronous code (``time.sleep``, a long
+A thread and a loop timer, each clearing ``_hot`` at the refresh point, because each
+covers what the other cannot: a loop blocked by synchronous code (``time.sleep``, a long
 computation) cannot run its timers, and the callers it resumes afterwards would get a
-token that aged meanwhile; the watchdog runs while the loop is blocked (the GIL is
-released by blocking calls and passed between threads every few milliseconds). It
+token that aged meanwhile, but the thread runs while the loop is blocked (a blocking call
+releases the GIL; a computation is made to hand it over every few milliseconds); and a
+busy loop that releases and retakes the GIL around its I/O thousands of times a second
+can keep a waiting thread from the GIL for hundreds of milliseconds, but then the loop
+runs its timers on time. It
 re-reads the wall clock at least every ``WATCH_PERIOD`` seconds, so a host suspend or a
 wall-clock step is noticed within that time. Invalidations and ``aclose()`` clear
 ``_hot`` at once. A manager with an injected clock (tests) keeps no hot token: every
@@ -26,6 +30,7 @@ certificate is handed out again, nor shared with processes still using it.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import os
@@ -63,9 +68,19 @@ class HotToken:
         """Hand out ``entry``'s token on the hot branch until its refresh point."""
         if self._hot_enabled and self._hot is not entry.token:
             self._hot = None
-            if self._clock() < entry.refresh_at:
+            delay = entry.refresh_at - self._clock()
+            if delay > 0:
                 self._hot = entry.token
                 _watchdog.watch(self, entry.token, entry.refresh_at)
+                # And a loop timer: under a busy loop that keeps releasing and retaking
+                # the GIL around its I/O, a waiting thread can go without the GIL for
+                # hundreds of milliseconds (CPython hands it over on a timeout that each
+                # release restarts); the loop's own timer then runs on time instead.
+                asyncio.get_running_loop().call_later(delay, self._cool_hot, entry.token)
+
+    def _cool_hot(self, token: Token) -> None:
+        if self._hot is token:
+            self._hot = None
 
     def _disarm_hot(self) -> None:
         """No hot token until the checked branch arms one again."""
