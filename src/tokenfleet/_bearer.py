@@ -10,7 +10,7 @@ their client's request type.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from yarl import URL
@@ -20,8 +20,8 @@ from ._client.dpop import ResourceDPoP
 from ._client.endpoints import (
     Endpoint,
     Origin,
+    TokenPaths,
     endpoint_of,
-    endpoint_path,
     endpoint_paths,
     is_noted,
     is_token_endpoint,
@@ -41,6 +41,7 @@ __all__ = [
     "Destinations",
     "FirstOrigin",
     "Origin",
+    "TokenPaths",
     "check_origin",
     "default_origins",
     "endpoint_of",
@@ -112,8 +113,8 @@ def is_endpoint(url: URL, endpoint: Endpoint | None) -> bool:
 
 
 # What a request's origin decides, cached per origin (see Destinations.allows): refused,
-# allowed, or allowed except for these (token endpoint) paths.
-Decision = bool | frozenset[str]
+# allowed, or allowed except for the token endpoints' paths.
+Decision = bool | TokenPaths
 
 
 class FirstOrigin:
@@ -230,7 +231,7 @@ class Destinations:
             if not is_endpoint(url, self.endpoint):  # the token endpoint: not worth a word
                 self._explain(url, allowed)
             return False
-        return endpoint_path(url) not in decision  # never the token endpoint itself
+        return not decision.excludes(url)  # never the token endpoint itself
 
     def _decide(self, url: URL, allowed: frozenset[Origin]) -> Decision:
         """Refused (``False``), allowed (``True``), or allowed but for these paths: the
@@ -242,7 +243,7 @@ class Destinations:
         paths = endpoint_paths(normal)
         if self.endpoint is not None and self.endpoint[0] == normal:
             paths |= {self.endpoint[1]}
-        return paths or True
+        return TokenPaths(paths) if paths else True
 
     def _of_base(self, base_url: URL) -> frozenset[Origin]:
         """The allowed origins of a session with ``base_url`` (checked once per URL)."""
@@ -281,7 +282,14 @@ class Bearer:
         self.manager = manager
         self.scopes = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
         self.min_ttl = float(min_ttl)
-        self.plain = self.scopes is None and not self.min_ttl  # get_token() without arguments
+        # get_token()'s hot branch without a coroutine per request (see _manager/hot.py)
+        # when that is all get_token() would do: default scopes, no min_ttl, and the
+        # manager's own get_token (a subclass's may do more: then it is called).
+        plain = self.scopes is None and not self.min_ttl
+        own = type(manager).get_token is TokenManager.get_token
+        self.hot_token: Callable[[], Token | None] = (
+            manager.hot_token if plain and own else _no_hot_token
+        )
         self.destinations = Destinations(
             integration, manager, origins, allow_insecure_http=allow_insecure_http
         )
@@ -309,6 +317,10 @@ class Bearer:
         fresh = await self.token()
         # The same token again means nothing newer exists: a retry would fail the same way.
         return None if fresh.access_token == rejected.access_token else fresh
+
+
+def _no_hot_token() -> Token | None:
+    return None
 
 
 class BearerAuthBase:

@@ -18,8 +18,7 @@ from __future__ import annotations
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs, payload
 from yarl import URL
 
-from ._bearer import BearerAuthBase, Decision
-from ._client.endpoints import normal_path
+from ._bearer import BearerAuthBase, Decision, TokenPaths
 from ._client.http import is_own_request
 from ._models import Token
 
@@ -93,12 +92,19 @@ class BearerAuth(BearerAuthBase):
         ):
             return await handler(request)
         url, bearer = request.url, self._bearer
-        verdict = bearer.destinations.verdicts.get((url.scheme, url.raw_authority))
-        if verdict is not True and not self._allowed(request, verdict):
+        key = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
+        verdict = bearer.destinations.verdicts.get(key)  # the origin's (Destinations.allows)
+        if (
+            verdict is not True
+            and not (  # a path of an origin that also serves a token endpoint, seen before
+                type(verdict) is TokenPaths
+                and verdict.seen.get(url._path if SLOTS else url.raw_path)
+            )
+            and not self._allowed(request, verdict)
+        ):
             return await handler(request)
-        if bearer.plain:
-            token = await self.manager.get_token()
-        else:
+        token = bearer.hot_token()  # the manager's hot token, if get_token() would give it
+        if token is None:
             token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
         last, header = bearer.last  # a plain Bearer token's header, made once per token
         if token is not last and not (header := bearer.header(token)):
@@ -173,13 +179,35 @@ class BearerAuth(BearerAuthBase):
         """Whether ``request`` may get the token, its origin's cached ``verdict`` being
         other than plain "allowed" (see ``Destinations.allows``)."""
         url = request.url
-        if verdict:  # allowed, but this origin also serves a token endpoint at these paths
-            return normal_path(url.path) not in verdict  # type: ignore[operator]
-        key = (url.scheme, url.raw_authority)  # the origin, as the cache's key
+        if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
+            return verdict.allows(raw_path(url), url)
+        key = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
         destinations = self._bearer.destinations
         if destinations.fixed:  # the session's base_url cannot matter: not looked up
             return destinations.allows(url, key=key)
         return destinations.allows(url, _session_base_url(request), key)
+
+
+# A request's origin as the verdicts' key, and its raw path as TokenPaths' key. yarl's
+# accessors (scheme, raw_authority, raw_path) are cached properties, each a dict lookup
+# on a URL that aiohttp makes per request; the slots they read are attributes. Read
+# directly where they hold the same values (yarl 1.13 and later), checked once here and
+# by tests/unit/test_url_parts.py; through the accessors otherwise.
+def _slots_agree() -> bool:
+    url = URL("https://user@API.example:8443/a%20b/?q=1#f")
+    try:
+        slots = (url._scheme, url._netloc, url._path)
+    except AttributeError:  # pragma: no cover - another yarl
+        return False
+    return slots == (url.scheme, url.raw_authority, url.raw_path)
+
+
+SLOTS = _slots_agree()
+
+
+def raw_path(url: URL) -> str:
+    """``url``'s percent-encoded path (``""`` for ``"/"`` with the slots: a key only)."""
+    return url._path if SLOTS else url.raw_path
 
 
 def _session_base_url(request: ClientRequest) -> URL | None:

@@ -25,8 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 from yarl import URL
 
-from ._bearer import BearerAuthBase
-from ._client.endpoints import normal_path
+from ._bearer import BearerAuthBase, TokenPaths
 from ._exceptions import ConfigurationError
 
 __all__ = ["BearerAuth"]
@@ -91,9 +90,8 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
             yield request
             return
         bearer = self._bearer
-        if bearer.plain:
-            token = await self.manager.get_token()
-        else:
+        token = bearer.hot_token()  # the manager's hot token, if get_token() would give it
+        if token is None:
             token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
         dpop, sent = bearer.dpop, None
         last, header = bearer.last  # a plain Bearer token's header, made once per token
@@ -146,14 +144,37 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
         if "Authorization" in request.headers:
             return False  # the caller chose its own credentials
         url = request.url
-        key = (url.scheme, url.raw_host, url.port)  # the origin, as a cache key (port
-        destinations = self._bearer.destinations  # None: the scheme's default)
+        if PARSED:
+            parsed = url._uri_reference  # see PARSED
+            key: object = (parsed.scheme, parsed.host, parsed.port)
+            raw_path: object = parsed.path
+        else:  # port None: the scheme's default; the raw path with the query (a key only)
+            key, raw_path = (url.scheme, url.raw_host, url.port), url.raw_path
+        destinations = self._bearer.destinations
         verdict = destinations.verdicts.get(key)  # see Destinations.allows
         if verdict is True:
             return True  # an allowed origin without a token endpoint: nothing to parse
-        if verdict:  # allowed, but this origin also serves a token endpoint at these paths
-            return normal_path(url.path) not in verdict
+        if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
+            return verdict.allows(raw_path, url)
         return destinations.allows(URL(str(url)), key=key)
+
+
+# A request's origin as the verdicts' key, and its raw path as TokenPaths' key. httpx's
+# accessors (raw_host, port, raw_path) encode again on every read, about 0.5 µs a request
+# together; the parsed form they read, a named tuple, holds them as they are. Read
+# directly where it holds the same values (httpx 0.23 to 0.28 at least), checked once
+# here and by tests/unit/test_url_parts.py; through the accessors otherwise.
+def _parsed_form_agrees() -> bool:
+    url = httpx.URL("https://user@API.example:8443/a%20b/?q=1#f")
+    try:
+        parsed = url._uri_reference
+        found = (parsed.scheme, parsed.host.encode("ascii"), parsed.port, parsed.path)
+    except AttributeError:  # pragma: no cover - another httpx
+        return False
+    return found == (url.scheme, url.raw_host, url.port, url.raw_path.partition(b"?")[0].decode())
+
+
+PARSED = _parsed_form_agrees()
 
 
 def _async_only() -> NoReturn:

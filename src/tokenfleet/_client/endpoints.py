@@ -4,6 +4,9 @@ Every ``ClientCredentials`` notes the token endpoint it posts to (given, discove
 the RFC 8705 mutual-TLS alias), so the HTTP integrations refuse to attach a token to a
 request for it whatever wraps the client: a manager, a manager around a manager, or a
 custom source that describes nothing. Bounded like every per-key table.
+
+``TokenPaths`` is what an integration keeps for an origin that serves token endpoints:
+their paths, and the answer for each raw path a request went to (benchmarks/ scenario 9).
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from typing import Protocol
 
 from yarl import URL
 
-from .._util.bounded import BoundedDict
+from .._util.bounded import BoundedDict, make_room
 
 __all__ = [
     "Endpoint",
     "Origin",
+    "TokenPaths",
     "endpoint_of",
     "endpoint_path",
     "endpoint_paths",
@@ -132,3 +136,44 @@ def is_token_endpoint(url: URL) -> bool:
 def is_noted(endpoint: Endpoint) -> bool:
     """Whether ``endpoint`` (from :func:`endpoint_of`) is a token endpoint of this process."""
     return endpoint in _known
+
+
+PATHS_KEPT = 1024  # raw paths whose answer a TokenPaths keeps (per origin)
+
+
+class HasPath(Protocol):
+    """A URL of either client library: ``yarl.URL`` or ``httpx.URL``."""
+
+    @property
+    def path(self) -> str: ...  # percent-decoded
+
+
+class TokenPaths:
+    """The verdict on an allowed origin that also serves token endpoints: every path
+    gets the token but ``paths`` (the token endpoints', normalised as
+    :func:`endpoint_of` does).
+
+    Normalising a path costs more than the rest of a request's checks, so each raw
+    (percent-encoded) path's answer is kept, bounded: a request to this origin then costs
+    one dict lookup. The raw path and its decoding (``url.path``) come from the same
+    library's URL; one ``BearerAuth``, hence one table, serves one library.
+    """
+
+    __slots__ = ("paths", "seen")
+
+    def __init__(self, paths: frozenset[str]) -> None:
+        self.paths = paths
+        self.seen: dict[object, bool] = {}  # raw path -> allowed (plain: read per request)
+
+    def excludes(self, url: HasPath) -> bool:
+        """Whether ``url`` is one of the token endpoints (checked, nothing kept)."""
+        return normal_path(url.path) in self.paths
+
+    def allows(self, raw_path: object, url: HasPath) -> bool:
+        """Whether ``url``, whose raw path is ``raw_path``, may get the token (kept)."""
+        allowed = self.seen.get(raw_path)
+        if allowed is None:
+            allowed = not self.excludes(url)
+            make_room(self.seen, PATHS_KEPT, raw_path)
+            self.seen[raw_path] = allowed
+        return allowed

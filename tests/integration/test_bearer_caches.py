@@ -1,0 +1,175 @@
+"""What BearerAuth caches to keep its per-request cost low (benchmarks/ scenario 9), over
+real HTTP with both integrations: a cached decision never carries the token to another
+origin or to the token endpoint, and the manager's hot token is counted and never
+replaces what scopes, ``min_ttl`` or an overridden ``get_token`` ask for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+
+import aiohttp
+import httpx
+import pytest
+from resource_recorder import Recorder
+from yarl import URL
+
+import tokenfleet.aiohttp
+import tokenfleet.httpx
+from helpers import client_for
+from tokenfleet import Refresh, Token, TokenManager
+from tokenfleet.testing import DevAuthServer
+
+INTEGRATIONS = ["aiohttp", "httpx"]
+# Spellings of the dev server's token endpoint (/token) a server may route to it.
+SPELLINGS = ["/token", "/token/", "//token", "/TOKEN", "/./token", "/%74oken"]
+
+
+@pytest.fixture
+async def tokens(idp: DevAuthServer) -> AsyncIterator[TokenManager]:
+    async with TokenManager(client_for(idp)) as manager:
+        yield manager
+
+
+def other_host(url: str) -> str:
+    """``url`` with ``localhost`` for ``127.0.0.1``: the same server, port and path, but
+    another origin (RFC 6454 §4: the host is part of it)."""
+    assert "//127.0.0.1:" in url
+    return url.replace("//127.0.0.1:", "//localhost:")
+
+
+async def sent_authorizations(
+    integration: str,
+    auth: tokenfleet.aiohttp.BearerAuth | tokenfleet.httpx.BearerAuth,
+    requests: Iterable[tuple[str, str]],
+) -> list[str | None]:
+    """The ``Authorization`` header each ``(method, url)`` went out with (None: none)."""
+    sent: list[str | None] = []
+    if integration == "aiohttp":
+        assert isinstance(auth, tokenfleet.aiohttp.BearerAuth)
+        async with aiohttp.ClientSession(middlewares=[auth]) as session:
+            for method, url in requests:
+                async with session.request(method, URL(url, encoded=True)) as response:
+                    await response.read()
+                    sent.append(response.request_info.headers.get("Authorization"))
+    else:
+        assert isinstance(auth, tokenfleet.httpx.BearerAuth)
+        async with httpx.AsyncClient(auth=auth) as client:
+            for method, url in requests:
+                response = await client.request(method, url)
+                sent.append(response.request.headers.get("Authorization"))
+    return sent
+
+
+def bearer_auth(
+    integration: str, manager: TokenManager, **options: object
+) -> tokenfleet.aiohttp.BearerAuth | tokenfleet.httpx.BearerAuth:
+    module = tokenfleet.aiohttp if integration == "aiohttp" else tokenfleet.httpx
+    return module.BearerAuth(manager, **options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- destinations
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_a_cached_verdict_never_reaches_another_host_with_the_same_path(
+    tokens: TokenManager, integration: str
+) -> None:
+    async with Recorder() as api:
+        auth = bearer_auth(integration, tokens, origins=[api.url], allow_insecure_http=True)
+        allowed, other = api.url + "/ok", other_host(api.url + "/ok")
+        requests = [("GET", allowed), ("GET", other)] * 3
+        sent = await sent_authorizations(integration, auth, requests)
+    token = await tokens.get_token()
+    assert sent == [token.authorization, None] * 3
+    assert api.authorizations == sent
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_cached_paths_keep_the_token_from_the_token_endpoint(
+    idp: DevAuthServer, tokens: TokenManager, integration: str
+) -> None:
+    """The token endpoint's own origin: each path's answer is cached; the resource gets
+    the token every time, every spelling of the token endpoint never, and the same
+    paths on another host of the same server never."""
+    auth = bearer_auth(integration, tokens, origins=[idp.url])
+    endpoint = [("POST", idp.url + path) for path in SPELLINGS]
+    elsewhere = [("GET", other_host(idp.resource_url))]
+    elsewhere += [("POST", other_host(idp.url + path)) for path in SPELLINGS]
+    requests = [("GET", idp.resource_url), *endpoint, *elsewhere] * 3
+    sent = await sent_authorizations(integration, auth, requests)
+    token = await tokens.get_token()
+    assert sent == ([token.authorization] + [None] * (len(requests) // 3 - 1)) * 3
+
+
+# --------------------------------------------------------------------------- the hot token
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_each_request_counts_as_a_hit(
+    idp: DevAuthServer, tokens: TokenManager, integration: str
+) -> None:
+    await tokens.get_token()
+    await tokens.get_token()  # warm: the manager's hot token from here on
+    assert tokens._hot is not None
+    hits = tokens.stats.hits
+    auth = bearer_auth(integration, tokens, origins=[idp.url])
+    sent = await sent_authorizations(integration, auth, [("GET", idp.resource_url)] * 5)
+    assert sent == [(await tokens.get_token()).authorization] * 5
+    assert tokens.stats.hits == hits + 5 + 1
+    assert tokens.stats.misses == 1 and idp.token_requests() == 1
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_scopes_are_not_served_the_hot_default_token(
+    idp: DevAuthServer, tokens: TokenManager, integration: str
+) -> None:
+    await tokens.get_token()
+    default = await tokens.get_token()  # now the hot token
+    assert tokens._hot is default
+    scoped = bearer_auth(integration, tokens, scopes=["orders:write"], origins=[idp.url])
+    sent = await sent_authorizations(integration, scoped, [("GET", idp.resource_url)] * 2)
+    assert sent[0] == sent[1] != default.authorization
+    assert sent[0] == (await tokens.get_token(["orders:write"])).authorization
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_min_ttl_is_not_served_the_hot_default_token(
+    idp: DevAuthServer, integration: str
+) -> None:
+    idp.token_lifetime = 10.0
+    async with TokenManager(client_for(idp), refresh=Refresh(leeway=0.5)) as manager:
+        await manager.get_token()
+        default = await manager.get_token()  # now hot, usable until 9.5 s after issue
+        await asyncio.sleep(0.6)  # less than 9 s of usable life left; still hot
+        assert manager._hot is default
+        auth = bearer_auth(integration, manager, origins=[idp.url], min_ttl=9.0)
+        sent = await sent_authorizations(integration, auth, [("GET", idp.resource_url)])
+        assert sent != [default.authorization]
+        assert idp.token_requests() == 2
+
+
+class Counting(TokenManager):
+    """A manager whose ``get_token`` does more than the base class (here: counts)."""
+
+    calls = 0
+
+    async def get_token(
+        self, scopes: str | Iterable[str] | None = None, *, min_ttl: float = 0.0
+    ) -> Token:
+        self.calls += 1
+        return await super().get_token(scopes, min_ttl=min_ttl)
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_an_overridden_get_token_is_called_for_every_request(
+    idp: DevAuthServer, integration: str
+) -> None:
+    async with Counting(client_for(idp)) as manager:
+        await manager.get_token()
+        await manager.get_token()  # hot: still, each request asks the overriding method
+        assert manager._hot is not None
+        auth = bearer_auth(integration, manager, origins=[idp.url])
+        sent = await sent_authorizations(integration, auth, [("GET", idp.resource_url)] * 3)
+        assert sent == [(await manager.get_token()).authorization] * 3
+        assert manager.calls == 2 + 3 + 1
