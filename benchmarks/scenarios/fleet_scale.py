@@ -11,8 +11,12 @@ Phases, in one run (each phase on its own scope, so its cache key starts cold):
 - idle: no calls for a few seconds: the CPU that warm, idle members cost.
 
 "Landed → last served" is the time from the first member served (the fetcher, served
-as soon as its token is in the store) to the last; the floor's is the same spread
-for a fleet that only reads the store.
+once its token is in the store and its lock released) to the last: from the moment the
+token is there for every member to take, to the last member that has it. The floor's
+counterpart is "asked → last served" of a fleet whose token is already in the store:
+there the token is there to take from the moment every member asks. (The floor's
+"first → last served" is also reported: it leaves out the time members spend sending
+their reads before the first answer comes back, so it is the stricter comparison.)
 """
 
 from __future__ import annotations
@@ -130,6 +134,7 @@ def _summary(
         "requests": requests,
         "spread_ms": (max(served) - min(served)) * 1000 if served else float("nan"),
         "first_ms": (min(served) - at) * 1000 if served else float("nan"),
+        "last_ms": (max(served) - at) * 1000 if served else float("nan"),
         "p50_ms": _pct(latency, 0.5) * 1000,
         "p99_ms": _pct(latency, 0.99) * 1000,
         "max_ms": max(latency, default=float("nan")) * 1000,

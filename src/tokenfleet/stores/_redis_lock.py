@@ -2,12 +2,15 @@
 
 Acquire: ``SET lock owner NX PX lease`` (in a script that answers, when the lock is
 held, how much of the holder's lease is left). A waiter that finds the lock held does
-not queue for it: it sleeps until the holder releases the lock (the release publishes
-the key on the store's *released* channel, which the store's pub/sub connection turns
-into a wake-up) or until the holder's lease could have run out, then reads the token
-(``GET``) and only if none is there tries ``SET NX`` again. So when the token lands,
-every waiter is served by one ``GET`` each, at once, instead of one waiter per poll
-period (a convoy).
+not queue for it: it sleeps until the holder releases the lock or until the holder's
+lease could have run out, then takes the token and only if there is none tries
+``SET NX`` again. The release publishes, on the store's *released* channel, the key and
+the token stored under it (read by the release script itself, so it is what a ``GET``
+would return); the store's pub/sub connection hands both to the key's waiters. So when
+the token lands, every waiter is served by the message it receives, at once, instead
+of one waiter per poll period (a convoy) or one more ``GET`` each (which, at 1,000
+members, made the wake-up cost twice a plain store read). A waiter woken by its timer,
+or by a release with no token stored, reads the token with a ``GET``.
 
 The timer covers a lost notification and a holder killed before releasing (its lease
 runs out). While the store's pub/sub connection is not up yet, nothing wakes a waiter:
@@ -32,14 +35,25 @@ logger = logging.getLogger("tokenfleet")
 
 Run = Callable[[str, Awaitable[Any]], Awaitable[Any]]
 
-# KEYS[1] lock key; ARGV[1] our owner value (as redis-py's asyncio/lock.py releases);
-# ARGV[2] the released channel, ARGV[3] the message that wakes the key's waiters.
+# KEYS[1] lock key, KEYS[2] token key (one slot: both carry the key's hash tag); ARGV[1]
+# our owner value (as redis-py's asyncio/lock.py releases); ARGV[2] the released channel;
+# ARGV[3] the msgpack key. The message is the msgpack array [key, stored token] (the
+# token as a bin 32, built by hand: no Lua library needed), or the key alone when no
+# token is stored.
 RELEASE = """
 local released = 0
 if redis.call('get', KEYS[1]) == ARGV[1] then
     released = redis.call('del', KEYS[1])
 end
-redis.call('publish', ARGV[2], ARGV[3])
+local value = redis.call('get', KEYS[2])
+if value then
+    local n = #value
+    local size = string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
+        math.floor(n / 256) % 256, n % 256)
+    redis.call('publish', ARGV[2], '\\146' .. ARGV[3] .. '\\198' .. size .. value)
+else
+    redis.call('publish', ARGV[2], ARGV[3])
+end
 return released
 """
 # KEYS[1] lock key; ARGV[1] our owner value; ARGV[2] the lease in ms. Returns ACQUIRED,
@@ -62,11 +76,25 @@ _SUBSCRIBED_POLL = (0.05, 0.25)  # poll timer (first, longest) while wake-ups ar
 _RETRY_PAUSE = 0.01  # between two renewal attempts, so a refusing server is not spun on
 
 
+class Wake:
+    """One waiter's wake-up: set by a release, with the token stored at that moment."""
+
+    __slots__ = ("event", "stored")
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.stored: bytes | None = None  # the stored token the last release carried
+
+    def clear(self) -> None:
+        self.event.clear()
+        self.stored = None
+
+
 class Waiters:
     """Lock waiters of one store, by key, and whether wake-ups can reach them."""
 
     def __init__(self) -> None:
-        self._events: dict[str, set[asyncio.Event]] = {}
+        self._wakes: dict[str, set[Wake]] = {}
         self._subscriptions = 0
 
     @property
@@ -84,23 +112,24 @@ class Waiters:
             self._subscriptions -= 1
 
     @contextlib.contextmanager
-    def register(self, key: str) -> Iterator[asyncio.Event]:
-        """An event set whenever the lock of ``key`` is released (by any process)."""
-        event = asyncio.Event()
-        self._events.setdefault(key, set()).add(event)
+    def register(self, key: str) -> Iterator[Wake]:
+        """A wake-up set whenever the lock of ``key`` is released (by any process)."""
+        wake = Wake()
+        self._wakes.setdefault(key, set()).add(wake)
         try:
-            yield event
+            yield wake
         finally:
-            events = self._events.get(key)
-            if events is not None:
-                events.discard(event)
-                if not events:
-                    del self._events[key]
+            wakes = self._wakes.get(key)
+            if wakes is not None:
+                wakes.discard(wake)
+                if not wakes:
+                    del self._wakes[key]
 
-    def wake(self, key: str) -> None:
-        """The lock of ``key`` was released: wake its waiters."""
-        for event in self._events.get(key, ()):
-            event.set()
+    def wake(self, key: str, stored: bytes | None) -> None:
+        """The lock of ``key`` was released, with ``stored`` in the store: wake its waiters."""
+        for wake in self._wakes.get(key, ()):
+            wake.stored = stored
+            wake.event.set()
 
 
 class Lease:
@@ -108,7 +137,8 @@ class Lease:
 
     Args:
         client: the redis client; ``run`` bounds a call and maps its errors.
-        names: for a key, its lock key, the released channel and the message on it.
+        names: for a key, its lock key, token key, the released channel and the key as
+            the released message starts it (msgpack).
         lease: TTL (seconds) of a held lock.
         poll: (first, longest) poll timer of a waiter whose store is not subscribed.
         waiters: the store's waiters, woken by its pub/sub connection.
@@ -119,7 +149,7 @@ class Lease:
         client: Any,
         run: Run,
         *,
-        names: Callable[[str], tuple[str, str, bytes]],
+        names: Callable[[str], tuple[str, str, str, bytes]],
         lease: float,
         poll: tuple[float, float],
         waiters: Waiters,
@@ -135,9 +165,12 @@ class Lease:
         key: str,
         owner: str,
         timeout: float,
-        read: Callable[[], Awaitable[Token | None]] | None,
+        read: Callable[[bytes | None], Awaitable[Token | None]] | None,
     ) -> float | Token | None:
         """Wait for the lock of ``key`` (bounded by ``timeout``), or for its token.
+
+        ``read(stored)`` gives the token a waiter may take: from ``stored`` (what a
+        release carried), or from the store when that is ``None``.
 
         Returns the monotonic time at which the winning ``SET NX`` was sent (the lease
         runs from then), the token ``read`` found while waiting, or ``None`` when the
@@ -149,9 +182,10 @@ class Lease:
         with self.waiters.register(key) as woken:
             try:
                 while True:
+                    stored = woken.stored
                     woken.clear()  # a release from now on wakes us
                     if read is not None and delay is not None:
-                        token = await read()
+                        token = await read(stored)
                         if token is not None:
                             return token
                     sent = time.monotonic()
@@ -166,7 +200,7 @@ class Lease:
                     pause = self._pause(delay, left)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(min(pause, remaining)):
-                            await woken.wait()
+                            await woken.event.wait()
             except asyncio.CancelledError:
                 # Our SET may have reached Redis before the cancellation: release it now
                 # rather than leave the fleet waiting for its TTL.
@@ -233,8 +267,8 @@ class Lease:
 
     async def release(self, key: str, owner: str) -> None:
         """Delete the lock if it is still ours, and wake every waiter of ``key``."""
-        lock_key, channel, message = self._names(key)
-        call = self._release(keys=[lock_key], args=[owner, channel, message])
+        lock_key, token_key, channel, message = self._names(key)
+        call = self._release(keys=[lock_key, token_key], args=[owner, channel, message])
         try:
             await self._run("lock release", call)
         except StoreError as exc:
@@ -242,14 +276,20 @@ class Lease:
             logger.debug("tokenfleet: %s (the lock expires by itself)", exc)
 
 
-def released_key(message: Any, channel: str) -> str | None:
-    """The key whose lock a pub/sub ``message`` on ``channel`` says was released."""
+def released(message: Any, channel: str) -> tuple[str, bytes | None] | None:
+    """``(key, stored token)`` of a pub/sub ``message`` on ``channel`` (see ``RELEASE``);
+    the token is ``None`` when none was stored (or an older version sent the key alone)."""
     if not isinstance(message, dict) or message.get("type") != "message":
         return None
     name = message.get("channel")
     if (name.decode("utf-8", "replace") if isinstance(name, bytes) else name) != channel:
         return None
-    return _codec.load(message["data"], str)
+    data = message["data"]
+    with_token = _codec.load(data, tuple[str, bytes])
+    if with_token is not None:
+        return with_token
+    key = _codec.load(data, str)
+    return None if key is None else (key, None)
 
 
 def _ms(seconds: float) -> int:

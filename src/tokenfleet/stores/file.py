@@ -212,15 +212,7 @@ class FileStore:
         """
         seen = await self._tombstones()
         looked = self._dir.modified()
-        while True:
-            # A plain sleep: the cheapest wake-up asyncio has (every idle process pays it
-            # five times a second); closing is noticed at the next one.
-            await asyncio.sleep(_INVALIDATION_POLL)
-            if self._closed.is_set():
-                return
-            modified = self._dir.modified()
-            if modified == looked and time.time() - modified / 1e9 > _SETTLE:
-                continue  # the idle case: nothing was created or renamed in the directory
+        while (modified := await self._next_change(looked)) is not None:
             looked = modified
             current = await self._tombstones()
             for name, version in current.items():
@@ -229,6 +221,35 @@ class FileStore:
                     if item is not None:
                         yield item
             seen = current
+
+    async def _next_change(self, looked: int) -> int | None:
+        """Wait until the directory's mtime is no longer ``looked`` (or too recent to
+        trust); the new one, or ``None`` once the store is closed.
+
+        Looks every 0.2 s from a loop callback (one ``fstat``): every idle member pays
+        these looks five times a second, and a callback costs a few microseconds where
+        waking a task from ``asyncio.sleep`` cost about 30 (1,000 idle members: 16 % of
+        a core)."""
+        loop = asyncio.get_running_loop()
+        found: asyncio.Future[int | None] = loop.create_future()
+        handle: asyncio.TimerHandle
+
+        def look() -> None:
+            nonlocal handle
+            if self._closed.is_set():
+                found.set_result(None)
+                return
+            modified = self._dir.modified()
+            if modified == looked and time.time() - modified / 1e9 > _SETTLE:
+                handle = loop.call_later(_INVALIDATION_POLL, look)  # the idle case
+                return
+            found.set_result(modified)
+
+        handle = loop.call_later(_INVALIDATION_POLL, look)
+        try:
+            return await found
+        finally:
+            handle.cancel()
 
     async def _tombstones(self) -> dict[str, tuple[int, int]]:
         prune_before = time.time() - _TOMBSTONE_TTL

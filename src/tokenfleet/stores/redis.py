@@ -56,7 +56,7 @@ from ._redis_clients import (
     is_plain,
     wrong_mode,
 )
-from ._redis_lock import Lease, Waiters, released_key
+from ._redis_lock import Lease, Waiters, released
 from ._redis_pubsub import invalidation, messages, open_pubsub, sleep_unless
 
 __all__ = ["RedisStore"]
@@ -178,8 +178,9 @@ class RedisStore:
         """The pub/sub channel on which a lock release wakes that key's waiters."""
         return f"{self.prefix}:released"
 
-    def _lock_names(self, key: str) -> tuple[str, str, bytes]:
-        return self._key(key, ":lock"), self.released_channel, msgspec.msgpack.encode(key)
+    def _lock_names(self, key: str) -> tuple[str, str, str, bytes]:
+        key_name = msgspec.msgpack.encode(key)
+        return self._key(key, ":lock"), self._key(key), self.released_channel, key_name
 
     async def _run(self, op: str, call: Awaitable[T]) -> T:
         """Await one Redis call, bounded by ``op_timeout``; failures become ``StoreError``.
@@ -285,8 +286,12 @@ class RedisStore:
     async def _locked(
         self, key: str, timeout: float, accept: Callable[[Token], bool] | None
     ) -> AsyncIterator[bool | Token]:
-        async def read() -> Token | None:
-            token = await self.get(key)
+        async def read(stored: bytes | None) -> Token | None:
+            """The token a waiter may take: the one a release carried, or the store's."""
+            if stored is None:
+                token = await self.get(key)
+            else:
+                token = self._codec.decode(stored, key)
             return token if token is not None and accept is not None and accept(token) else None
 
         owner = secrets.token_hex(16)
@@ -346,9 +351,9 @@ class RedisStore:
                 await pubsub.subscribe(self.channel, self.released_channel)
             with self._waiters.subscription():
                 async for message in messages(pubsub, self._closed):
-                    key = released_key(message, self.released_channel)
-                    if key is not None:
-                        self._waiters.wake(key)
+                    release = released(message, self.released_channel)
+                    if release is not None:
+                        self._waiters.wake(*release)
                         continue
                     item = invalidation(message)
                     if item is not None:
