@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from helpers import manager_for
 from tokenfleet import ClientCredentials, Token, TokenManager
-from tokenfleet.stores import MemoryStore, RedisStore
+from tokenfleet.stores import MemoryStore, RedisStore, _redis_lock
 from tokenfleet.stores._redis_lock import EXTEND
 from tokenfleet.testing import DevAuthServer
 
@@ -176,3 +176,33 @@ async def test_waiters_are_served_by_the_release_message_without_a_get(
     # the lock; a member that starts after the release takes the free lock and reads.
     # Woken waiters add none (before: one each, so about 2 x members).
     assert gets <= members + members // 8, gets
+
+
+@pytest.mark.redis
+async def test_a_release_message_is_what_the_release_script_publishes(redis_url: str) -> None:
+    """The message built in Lua decodes to ``(key, stored token)``; with no token stored,
+    or from a version that sent the key alone, to ``(key, None)``; garbage to nothing."""
+    store = RedisStore(redis_url)
+    listener = aioredis.Redis.from_url(redis_url).pubsub()
+    try:
+        await listener.subscribe(store.released_channel)
+        token = make_token("carried")
+        await store.set("with", token, 60)
+        stored = await store._client.get(store._key("with"))
+        for key in ("with", "without"):
+            async with store.lock(key, timeout=1) as held:
+                assert held
+        await store._client.publish(store.released_channel, b"\x92\xc0\xc0")  # [nil, nil]
+        seen = []
+        async with asyncio.timeout(5):
+            while len(seen) < 3:
+                message = await listener.get_message(ignore_subscribe_messages=True, timeout=1)
+                if message is not None:
+                    seen.append(_redis_lock.released(message, store.released_channel))
+        assert seen == [("with", stored), ("without", None), None]
+        old_style = {"type": "message", "channel": store.released_channel, "data": b"\xa3old"}
+        assert _redis_lock.released(old_style, store.released_channel) == ("old", None)
+        assert store._codec.decode(seen[0][1], "with").access_token == "carried"
+    finally:
+        await listener.aclose()
+        await store.aclose()
