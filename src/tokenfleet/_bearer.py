@@ -173,18 +173,15 @@ class Destinations:
         self._integration = integration
         self._refused: BoundedDict[str, None] = BoundedDict()  # origins already explained
         self._bases: BoundedDict[URL, frozenset[Origin]] = BoundedDict()
-        # What each origin decides, cached (see allows): with ``origins=`` in ``verdicts``,
-        # keyed by origin (or the caller's key for it), read on every request, so a plain
-        # dict that make_room bounds (see bounded.py); without, in ``_defaults``, keyed
-        # by (origin, allowed origins). Both forgotten when a token endpoint is noted.
+        # What each origin decides, cached (see allows): read on every request, so a
+        # plain dict that make_room bounds (see bounded.py). Forgotten when a token
+        # endpoint is noted.
         self.verdicts: dict[object, Decision] = {}
-        self._defaults: dict[object, Decision] = {}
         endpoints.watch(self)
 
     def forget(self) -> None:
         """Drop every cached decision (a new token endpoint was noted)."""
         self.verdicts.clear()
-        self._defaults.clear()
 
     def _explain(self, url: URL, allowed: frozenset[Origin]) -> None:
         """Say once per origin why a request went out without the token (a bare 401 with
@@ -205,18 +202,20 @@ class Destinations:
     def allows(self, url: URL, base_url: URL | None = None, key: object = None) -> bool:
         """Whether a request to ``url`` (of a session with ``base_url``) gets the token.
 
-        The origin decides almost everything, so its verdict is cached per origin (or
-        per ``key``, a caller's cheaper stand-in for it that equal origins share) until a
-        new token endpoint is noted: only a request to an origin that also serves a token
-        endpoint pays for the path check, every other one a dict lookup.
+        The origin decides almost everything (without fixed origins: the origin and
+        ``base_url``, whose origin, like a pinned first origin, never changes), so the
+        verdict is cached per ``key`` until a new token endpoint is noted. ``key`` is the
+        caller's cheap stand-in for what decides, the same for equal ones: only a request
+        to an origin that also serves a token endpoint pays for a path check (see
+        :class:`TokenPaths`), every other one a dict lookup.
         """
         if key is None:
-            key = origin_of(url)
+            key = origin_of(url) if self.fixed else (origin_of(url), base_url)
         if self.fixed:
-            allowed, table = self.fixed, self.verdicts
+            allowed = self.fixed
         else:
             allowed = self._of_base(base_url) if base_url is not None else self.first.allowed(url)
-            key, table = (key, allowed), self._defaults  # several sessions' base_urls
+        table = self.verdicts
         decision = table.get(key)
         if decision is None:
             generation = endpoints.generation  # before the endpoints are read (see watch)

@@ -92,15 +92,18 @@ class BearerAuth(BearerAuthBase):
         ):
             return await handler(request)
         url, bearer = request.url, self._bearer
-        key = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
-        verdict = bearer.destinations.verdicts.get(key)  # the origin's (Destinations.allows)
+        destinations = bearer.destinations
+        key: object = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
+        if not destinations.fixed:  # no origins=: the session's base_url decides too
+            key = (key, _session_base_url(request))
+        verdict = destinations.verdicts.get(key)  # see Destinations.allows
         if (
             verdict is not True
             and not (  # a path of an origin that also serves a token endpoint, seen before
                 type(verdict) is TokenPaths
                 and verdict.seen.get(url._path if SLOTS else url.raw_path)
             )
-            and not self._allowed(request, verdict)
+            and not self._allowed(request, verdict, key)
         ):
             return await handler(request)
         token = bearer.hot_token()  # the manager's hot token, if get_token() would give it
@@ -175,13 +178,12 @@ class BearerAuth(BearerAuthBase):
         await request.close()
         return fresh
 
-    def _allowed(self, request: ClientRequest, verdict: Decision | None) -> bool:
-        """Whether ``request`` may get the token, its origin's cached ``verdict`` being
-        other than plain "allowed" (see ``Destinations.allows``)."""
+    def _allowed(self, request: ClientRequest, verdict: Decision | None, key: object) -> bool:
+        """Whether ``request`` may get the token, its cached ``verdict`` (under ``key``)
+        being other than plain "allowed" (see ``Destinations.allows``)."""
         url = request.url
         if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
             return verdict.allows(raw_path(url), url)
-        key = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
         destinations = self._bearer.destinations
         if destinations.fixed:  # the session's base_url cannot matter: not looked up
             return destinations.allows(url, key=key)

@@ -173,3 +173,35 @@ async def test_an_overridden_get_token_is_called_for_every_request(
         sent = await sent_authorizations(integration, auth, [("GET", idp.resource_url)] * 3)
         assert sent == [(await manager.get_token()).authorization] * 3
         assert manager.calls == 2 + 3 + 1
+
+
+async def test_a_verdict_cached_for_one_sessions_base_url_is_not_another_sessions(
+    tokens: TokenManager,
+) -> None:
+    """Without ``origins=``, aiohttp's allowed origin is the session's base_url: one
+    middleware shared by two sessions keeps their answers apart."""
+    auth = tokenfleet.aiohttp.BearerAuth(tokens)  # no origins=: each session's base_url
+    async with Recorder() as first, Recorder() as second:
+        for _ in range(3):
+            for base, url in [(first, first.url), (second, first.url), (second, second.url)]:
+                async with (
+                    aiohttp.ClientSession(base.url, middlewares=[auth]) as session,
+                    session.get(url + "/ok") as response,
+                ):
+                    assert response.status == 200
+        token = (await tokens.get_token()).authorization
+        assert first.authorizations == [token, None] * 3
+        assert second.authorizations == [token] * 3
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_a_pinned_first_origin_stays_the_only_one(
+    tokens: TokenManager, integration: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Recorder() as api, Recorder() as other:
+        auth = bearer_auth(integration, tokens)  # no origins=, no base_url: the first one
+        requests = [("GET", api.url + "/ok"), ("GET", other.url + "/ok")]
+        requests += [("GET", other_host(api.url + "/ok"))]
+        sent = await sent_authorizations(integration, auth, requests * 3)
+    assert sent == [(await tokens.get_token()).authorization, None, None] * 3
+    assert sum("first origin asked for" in r.getMessage() for r in caplog.records) == 1
