@@ -158,11 +158,14 @@ async def run(latency: float, calls: int = 20_000, rounds: int = 9) -> dict[str,
                     for call, kind in order if number % 2 == 0 else order[::-1]:
                         columns[f"{name}_{kind}_ns"].append(await _cpu_ns(call, calls))
     result = {name: median(found) for name, found in columns.items()}
-    for name in cases:  # added cost: the median over rounds of (layer - no-op) in that round
-        noop = columns[f"{name}_noop_ns"]
-        for kind, column in (("auth", "added_ns"), ("fixed", "fixed_added_ns")):
-            found = columns[f"{name}_{kind}_ns"]
-            result[f"{name}_{column}"] = median([a - b for a, b in zip(found, noop, strict=True)])
+    for name in cases:  # added cost: the median over rounds of (layer - base) in that round
+        for kind, base, column in (
+            ("auth", "noop", "added_ns"),
+            ("fixed", "noop", "fixed_added_ns"),
+            ("auth", "fixed", "over_fixed_ns"),  # above the floor any auth layer pays
+        ):
+            found, under = columns[f"{name}_{kind}_ns"], columns[f"{name}_{base}_ns"]
+            result[f"{name}_{column}"] = median([a - b for a, b in zip(found, under, strict=True)])
     result["calls"] = calls
     result["rounds"] = rounds
     return result

@@ -154,8 +154,8 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
         verdict = destinations.verdicts.get(key)  # see Destinations.allows
         if verdict is True:
             return True  # an allowed origin without a token endpoint: nothing to parse
-        if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
-            return verdict.allows(raw_path, url)
+        if type(verdict) is TokenPaths:  # this origin also serves a token endpoint
+            return verdict.seen.get(raw_path) or verdict.allows(raw_path, url)
         return destinations.allows(URL(str(url)), key=key)
 
 
