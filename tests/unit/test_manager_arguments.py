@@ -26,3 +26,29 @@ def test_bad_durations_are_a_configuration_error(name: str, value: Any) -> None:
         return  # None means "the default" for these two
     with pytest.raises(ConfigurationError, match=name):
         TokenManager(Source(), **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("store", "hint"),
+    [(123, "got int"), ("redis://127.0.0.1:6379/0", "store_from_url"), (object(), "got object")],
+)
+def test_a_store_that_is_not_a_token_store_is_a_configuration_error(store: Any, hint: str) -> None:
+    """Accepted before, it failed on the first call with a bare AttributeError."""
+    with pytest.raises(ConfigurationError, match="store") as raised:
+        TokenManager(Source(), store=store)
+    assert hint in str(raised.value)
+
+
+@pytest.mark.parametrize("store", [123, object(), b"redis://127.0.0.1:6379/0"])
+async def test_check_refuses_a_store_that_is_not_a_token_store(store: Any) -> None:
+    """``check(client, store=123)`` raised a bare AttributeError (and left its HTTP
+    session open); a caller's mistake is a ConfigurationError, raised before any I/O."""
+    import tokenfleet
+
+    client = tokenfleet.ClientCredentials(
+        "https://127.0.0.1:9/token", client_id="app", client_secret="s3cret-value"
+    )
+    with pytest.raises(ConfigurationError, match="store") as raised:
+        await tokenfleet.check(client, store=store)
+    assert "s3cret-value" not in str(raised.value)
+    await client.aclose()

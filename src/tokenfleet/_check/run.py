@@ -21,6 +21,7 @@ from .._exceptions import (
 )
 from .._models import Token
 from ..stores import TokenStore
+from ..stores._protocol import require_store
 from .fixes import fix_for
 from .grant import check_latency, check_lifetime, check_scopes, check_type, claims_of
 from .probes import check_discovery, check_store, check_tls
@@ -70,7 +71,12 @@ async def check(
 
     Returns:
         A :class:`CheckReport`; ``report.ok`` is True when no check failed.
+
+    Raises:
+        ConfigurationError: ``store`` is neither a store nor a store URL.
     """
+    if store is not None and not isinstance(store, str):
+        require_store(store, "check(store=...)")  # a caller's mistake, not a failed check
     results: list[CheckResult] = []
 
     def add(result: CheckResult) -> None:

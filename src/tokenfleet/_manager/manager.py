@@ -38,6 +38,7 @@ from .._util.bounded import MAX_KEYS, BoundedDict
 from .._util.closing import AsyncClosing
 from .._util.tasks import cancel_and_wait
 from ..stores import FleetStore, MemoryStore, TokenStore
+from ..stores._protocol import require_store
 from . import otel
 from .backoff import Backoff, own_copy
 from .dpop import store_for
@@ -123,6 +124,8 @@ class TokenManager(HotToken, AsyncClosing):
             raise ConfigurationError("max_keys must be an int >= 1")
         self.source = source
         # DPoP keys go to a shared store only sealed; else tokens stay per process.
+        if store is not None:
+            require_store(store, "TokenManager(store=...)")
         self.store: TokenStore = store_for(source, store if store is not None else MemoryStore())
         self.stats = Stats()
         self._init_hot(enabled=clock is time.time)

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
+from .._exceptions import ConfigurationError
 from .._models import Token
 
-__all__ = ["FleetStore", "TokenStore", "WaitingStore"]
+__all__ = ["FleetStore", "TokenStore", "WaitingStore", "require_store"]
 
 
 @runtime_checkable
@@ -99,3 +100,23 @@ class WaitingStore(TokenStore, Protocol):
         ``StoreError`` if the backend cannot be reached.
         """
         ...
+
+
+def require_store(store: object, where: str) -> None:
+    """Refuse, at once, a ``store`` argument that is not a :class:`TokenStore`.
+
+    Raises:
+        ConfigurationError: naming ``where`` (e.g. ``"TokenManager(store=...)"``), what
+            it got, and what to pass instead.
+    """
+    if isinstance(store, TokenStore):
+        return
+    hint = (
+        "; for a store URL, pass tokenfleet.store_from_url(url)"
+        if isinstance(store, (str, bytes))
+        else ""
+    )
+    raise ConfigurationError(
+        f"{where} needs a TokenStore (MemoryStore, FileStore, RedisStore or an object "
+        f"with get/set/delete/lock/aclose), got {type(store).__name__}{hint}"
+    )
