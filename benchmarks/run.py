@@ -91,7 +91,9 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, dict[str, Any]]]:
         for s in ("redis", "memory_rss", "memory_traced", "jwt", "dpop", "credentials")
     ]
     steps.append(("integration", "integration", dict(latency)))
-    members, processes = (200, 4) if args.quick else (args.members, args.processes)
+    # --quick shrinks the fleet too, unless its size is given
+    members = args.members or (200 if args.quick else 1000)
+    processes = args.processes or (4 if args.quick else 8)
     for store in ("redis", "file"):
         params = {"store": store, "members": members, "processes": processes}
         steps.append((f"fleet_scale-{store}", "fleet_scale", {**params, "latency": FLEET_LATENCY}))
@@ -106,8 +108,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller herds, one repeat")
     parser.add_argument("--latency", type=float, default=LATENCY, help="token endpoint delay, s")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, default=SCENARIOS)
-    parser.add_argument("--members", type=int, default=1000, help="fleet_scale members (1000)")
-    parser.add_argument("--processes", type=int, default=8, help="fleet_scale processes (8)")
+    parser.add_argument("--members", type=int, help="fleet_scale members (1000; 200 with --quick)")
+    parser.add_argument("--processes", type=int, help="fleet_scale processes (8; 4 with --quick)")
     parser.add_argument("--save", type=Path, help="also write the raw results here (JSON)")
     parser.add_argument("--load", type=Path, help="render saved raw results, run nothing")
     args = parser.parse_args()
