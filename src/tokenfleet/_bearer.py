@@ -207,7 +207,8 @@ class Destinations:
         verdict is cached per ``key`` until a new token endpoint is noted. ``key`` is the
         caller's cheap stand-in for what decides, the same for equal ones: only a request
         to an origin that also serves a token endpoint pays for a path check (see
-        :class:`TokenPaths`), every other one a dict lookup.
+        :class:`TokenPaths`), every other one a dict lookup. A refusal is explained (once
+        per origin) when it is decided, so a cached one costs nothing more either.
         """
         if key is None:
             key = origin_of(url) if self.fixed else (origin_of(url), base_url)
@@ -220,16 +221,18 @@ class Destinations:
         if decision is None:
             generation = endpoints.generation  # before the endpoints are read (see watch)
             decision = self._decide(url, allowed)
+            if decision is False:
+                if is_endpoint(url, self.endpoint):
+                    # Not worth a word, nor a cache entry: the origin's next request
+                    # (another path) is the one that gets explained.
+                    return False
+                self._explain(url, allowed)
             make_room(table, MAX_KEYS, key)
             table[key] = decision
             if endpoints.generation != generation:
                 table.pop(key, None)  # decided on endpoints that changed meanwhile
-        if decision is True:
-            return True
-        if decision is False:
-            if not is_endpoint(url, self.endpoint):  # the token endpoint: not worth a word
-                self._explain(url, allowed)
-            return False
+        if decision is True or decision is False:
+            return decision
         return not decision.excludes(url)  # never the token endpoint itself
 
     def _decide(self, url: URL, allowed: frozenset[Origin]) -> Decision:

@@ -181,6 +181,8 @@ class BearerAuth(BearerAuthBase):
     def _allowed(self, request: ClientRequest, verdict: Decision | None, key: object) -> bool:
         """Whether ``request`` may get the token, its cached ``verdict`` (under ``key``)
         being other than plain "allowed" (see ``Destinations.allows``)."""
+        if verdict is False:
+            return False  # refused, and said so when decided
         url = request.url
         if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
             return verdict.allows(raw_path(url), url)

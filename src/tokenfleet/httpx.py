@@ -152,8 +152,8 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
             key, raw_path = (url.scheme, url.raw_host, url.port), url.raw_path
         destinations = self._bearer.destinations
         verdict = destinations.verdicts.get(key)  # see Destinations.allows
-        if verdict is True:
-            return True  # an allowed origin without a token endpoint: nothing to parse
+        if verdict is True or verdict is False:
+            return verdict  # an origin without a token endpoint: nothing to parse
         if type(verdict) is TokenPaths:  # this origin also serves a token endpoint
             return verdict.seen.get(raw_path) or verdict.allows(raw_path, url)
         return destinations.allows(URL(str(url)), key=key)

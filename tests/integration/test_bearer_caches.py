@@ -6,6 +6,7 @@ replaces what scopes, ``min_ttl`` or an overridden ``get_token`` ask for."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterable
 
 import aiohttp
@@ -205,3 +206,19 @@ async def test_a_pinned_first_origin_stays_the_only_one(
         sent = await sent_authorizations(integration, auth, requests * 3)
     assert sent == [(await tokens.get_token()).authorization, None, None] * 3
     assert sum("first origin asked for" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_a_refused_origin_is_explained_once_even_after_its_token_endpoint(
+    idp: DevAuthServer, tokens: TokenManager, integration: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal is explained when it is decided, and cached: a request to the refused
+    origin's token endpoint comes first and is not worth a word, the next one is."""
+    caplog.set_level(logging.INFO, logger="tokenfleet")
+    async with Recorder() as api:
+        auth = bearer_auth(integration, tokens, origins=[api.url], allow_insecure_http=True)
+        requests = [("POST", idp.token_url), ("GET", idp.resource_url), ("GET", api.url + "/ok")]
+        sent = await sent_authorizations(integration, auth, requests * 3)
+    assert sent == [None, None, (await tokens.get_token()).authorization] * 3
+    said = [r for r in caplog.records if r.levelno == logging.INFO and "origins=" in r.message]
+    assert len(said) == 1 and idp.url in said[0].message
