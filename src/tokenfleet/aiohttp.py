@@ -195,7 +195,7 @@ class BearerAuth(BearerAuthBase):
 # A request's origin as the verdicts' key, and its raw path as TokenPaths' key. yarl's
 # accessors (scheme, raw_authority, raw_path) are cached properties, each a dict lookup
 # on a URL that aiohttp makes per request; the slots they read are attributes. Read
-# directly where they hold the same values (yarl 1.13 and later), checked once here and
+# directly where they hold the same values (they do in yarl 1.25), checked once here and
 # by tests/unit/test_url_parts.py; through the accessors otherwise.
 def _slots_agree() -> bool:
     url = URL("https://user@API.example:8443/a%20b/?q=1#f")

@@ -162,8 +162,8 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
 # A request's origin as the verdicts' key, and its raw path as TokenPaths' key. httpx's
 # accessors (raw_host, port, raw_path) encode again on every read, about 0.5 µs a request
 # together; the parsed form they read, a named tuple, holds them as they are. Read
-# directly where it holds the same values (httpx 0.23 to 0.28 at least), checked once
-# here and by tests/unit/test_url_parts.py; through the accessors otherwise.
+# directly where it holds the same values (it does in httpx 0.28), checked once here
+# and by tests/unit/test_url_parts.py; through the accessors otherwise.
 def _parsed_form_agrees() -> bool:
     url = httpx.URL("https://user@API.example:8443/a%20b/?q=1#f")
     try:

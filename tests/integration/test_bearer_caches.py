@@ -62,6 +62,16 @@ async def sent_authorizations(
     return sent
 
 
+@pytest.fixture(params=["fast reads", "public accessors"])
+def url_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways the integrations read a URL's parts (see ``tests/unit/test_url_parts.py``):
+    the libraries' own attributes, and the public accessors another yarl or httpx gets."""
+    if request.param == "public accessors":
+        monkeypatch.setattr(tokenfleet.aiohttp, "SLOTS", False)
+        monkeypatch.setattr(tokenfleet.httpx, "PARSED", False)
+    return str(request.param)
+
+
 def bearer_auth(
     integration: str, manager: TokenManager, **options: object
 ) -> tokenfleet.aiohttp.BearerAuth | tokenfleet.httpx.BearerAuth:
@@ -74,7 +84,7 @@ def bearer_auth(
 
 @pytest.mark.parametrize("integration", INTEGRATIONS)
 async def test_a_cached_verdict_never_reaches_another_host_with_the_same_path(
-    tokens: TokenManager, integration: str
+    tokens: TokenManager, integration: str, url_reads: str
 ) -> None:
     async with Recorder() as api:
         auth = bearer_auth(integration, tokens, origins=[api.url], allow_insecure_http=True)
@@ -88,7 +98,7 @@ async def test_a_cached_verdict_never_reaches_another_host_with_the_same_path(
 
 @pytest.mark.parametrize("integration", INTEGRATIONS)
 async def test_cached_paths_keep_the_token_from_the_token_endpoint(
-    idp: DevAuthServer, tokens: TokenManager, integration: str
+    idp: DevAuthServer, tokens: TokenManager, integration: str, url_reads: str
 ) -> None:
     """The token endpoint's own origin: each path's answer is cached; the resource gets
     the token every time, every spelling of the token endpoint never, and the same
@@ -197,7 +207,7 @@ async def test_a_verdict_cached_for_one_sessions_base_url_is_not_another_session
 
 @pytest.mark.parametrize("integration", INTEGRATIONS)
 async def test_a_pinned_first_origin_stays_the_only_one(
-    tokens: TokenManager, integration: str, caplog: pytest.LogCaptureFixture
+    tokens: TokenManager, integration: str, caplog: pytest.LogCaptureFixture, url_reads: str
 ) -> None:
     async with Recorder() as api, Recorder() as other:
         auth = bearer_auth(integration, tokens)  # no origins=, no base_url: the first one
