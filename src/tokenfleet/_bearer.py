@@ -290,7 +290,7 @@ class Bearer:
         plain = self.scopes is None and not self.min_ttl
         own = type(manager).get_token is TokenManager.get_token
         self.hot_token: Callable[[], Token | None] = (
-            manager.hot_token if plain and own else _no_hot_token
+            manager._hot_token if plain and own else _no_hot_token
         )
         self.destinations = Destinations(
             integration, manager, origins, allow_insecure_http=allow_insecure_http

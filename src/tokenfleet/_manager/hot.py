@@ -64,7 +64,7 @@ class HotToken:
         self._hot_hits = 0
         self._hot_enabled = enabled
 
-    def hot_token(self) -> Token | None:
+    def _hot_token(self) -> Token | None:
         """What ``get_token()`` (no arguments) hands out on its hot branch, counted as a
         hit the same way; ``None`` when that call would take another branch.
 
