@@ -100,12 +100,17 @@ def _httpx_cases(
     noop = httpx.Auth()
     fixed = _FixedHeader(authorization)
 
+    template = request.headers.raw
+
     async def drive(flow_of: Callable[[httpx.Request], Any]) -> object:
+        # Every call starts from the same headers, made the same way in every case:
+        # popping the header a layer set (~1.6 µs in httpx 0.28) costs more than popping
+        # a missing one (~1.0 µs), and that is the harness's cost, not the layer's.
+        request.headers = httpx.Headers(template)
         flow = flow_of(request)  # as httpx.AsyncClient._send_handling_auth does
         sent = await flow.__anext__()
         with contextlib.suppress(StopAsyncIteration):
             await flow.asend(response)
-        sent.headers.pop("Authorization", None)  # the next call starts without one again
         return sent
 
     async def with_auth() -> object:

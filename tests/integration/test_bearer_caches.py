@@ -69,6 +69,7 @@ def url_reads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     if request.param == "public accessors":
         monkeypatch.setattr(tokenfleet.aiohttp, "SLOTS", False)
         monkeypatch.setattr(tokenfleet.httpx, "PARSED", False)
+        monkeypatch.setattr(tokenfleet.httpx, "HEADER_LIST", False)
     return str(request.param)
 
 

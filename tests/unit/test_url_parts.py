@@ -35,6 +35,34 @@ URLS = [
 
 def test_the_installed_yarl_and_httpx_take_the_fast_reads() -> None:
     assert tokenfleet.aiohttp.SLOTS and tokenfleet.httpx.PARSED
+    assert tokenfleet.httpx.HEADER_LIST
+
+
+@pytest.mark.parametrize("header_list", [True, False], ids=["header list", "public"])
+@pytest.mark.parametrize("name", ["Authorization", "authorization", "AUTHORIZATION"])
+def test_httpx_authorization_is_found_and_set_as_the_public_accessors_do(
+    monkeypatch: pytest.MonkeyPatch, header_list: bool, name: str
+) -> None:
+    """The caller's own header is seen whatever its case; ours is set as
+    ``headers["Authorization"] = value`` sets it, and what httpx sends carries it."""
+    monkeypatch.setattr(tokenfleet.httpx, "HEADER_LIST", header_list)
+    own = httpx.Request("GET", "https://api.example/x", headers={name: "Basic abc"})
+    assert tokenfleet.httpx._has_authorization(own.headers)
+    ours = httpx.Request("GET", "https://api.example/x", headers={"X-Trace": "1"})
+    public = httpx.Request("GET", "https://api.example/x", headers={"X-Trace": "1"})
+    assert not tokenfleet.httpx._has_authorization(ours.headers)
+    tokenfleet.httpx._set_authorization(ours.headers, "Bearer t0k.en")
+    public.headers["Authorization"] = "Bearer t0k.en"
+    assert tokenfleet.httpx._has_authorization(ours.headers)
+    assert ours.headers.raw == public.headers.raw
+    assert ours.headers.multi_items() == public.headers.multi_items()
+    assert ours.headers.get("AUTHORIZATION") == "Bearer t0k.en"
+
+
+def test_a_non_ascii_header_value_takes_the_public_setter() -> None:
+    headers = httpx.Headers({"Host": "api.example"})
+    tokenfleet.httpx._set_authorization(headers, "Bearer caf\u00e9")
+    assert headers.get("Authorization") == "Bearer caf\u00e9"
 
 
 @pytest.mark.parametrize("text", URLS)
