@@ -97,9 +97,9 @@ def _rows(found: list[dict[str, Any]], label: str, redis: bool) -> list[list[str
             "",
         ],
         [
-            f"{head}, floor (token already in the store): first → last served; "
-            "latency p50 / p99 / max",
-            f"{floor:.0f} ms; {_latency(found, 'floor')}",
+            f"{head}, floor (token already in the store): asked → last served; first → "
+            "last served; latency p50 / p99 / max",
+            f"{floor:.0f} ms; {first_last:.0f} ms; {_latency(found, 'floor')}",
             "",
             "",
         ],
