@@ -247,8 +247,9 @@ class Lease:
                     extended = await self._run("lock renew", call)
             except (StoreError, TimeoutError) as exc:
                 logger.debug("tokenfleet: lock renewal failed (%s); retrying at once", exc)
-                await asyncio.sleep(_RETRY_PAUSE)
-                continue
+                if expiry - time.monotonic() > _RETRY_PAUSE:
+                    await asyncio.sleep(_RETRY_PAUSE)
+                continue  # past the expiry: say so now, before another owner can act
             if extended:
                 return sent
             logger.warning(
