@@ -24,6 +24,8 @@ from ._models import Token
 
 __all__ = ["BearerAuth"]
 
+AUTHORIZATION = hdrs.AUTHORIZATION
+
 
 class BearerAuth(BearerAuthBase):
     """An aiohttp client middleware that authenticates requests with a bearer token.
@@ -88,12 +90,18 @@ class BearerAuth(BearerAuthBase):
         # origin's cached verdict and the token's ready-made header, and builds nothing.
         if (
             is_own_request()  # tokenfleet's own token, metadata or JWKS request: never recurse
-            or hdrs.AUTHORIZATION in request.headers  # the caller chose its own credentials
+            or AUTHORIZATION in request.headers  # the caller chose its own credentials
         ):
             return await handler(request)
         url, bearer = request.url, self._bearer
         destinations = bearer.destinations
-        key: object = (url._scheme, url._netloc) if SLOTS else (url.scheme, url.raw_authority)
+        if SLOTS:
+            scheme, authority = url._scheme, url._netloc
+        else:
+            scheme, authority = url.scheme, url.raw_authority
+        # The verdicts' key: an https origin by its authority alone, any other by both
+        # (a str keeps its hash; a tuple is built and hashed per request). Never equal.
+        key: object = authority if scheme == "https" else (scheme, authority)
         if not destinations.fixed:  # no origins=: the session's base_url decides too
             key = (key, _session_base_url(request))
         verdict = destinations.verdicts.get(key)  # see Destinations.allows
@@ -113,7 +121,7 @@ class BearerAuth(BearerAuthBase):
         if token is not last and not (header := bearer.header(token)):
             response, sent = await self._send(request, handler, token)  # DPoP (RFC 9449)
         else:
-            request.headers[hdrs.AUTHORIZATION] = header
+            request.headers[AUTHORIZATION] = header
             response, sent = await handler(request), None
         if response.status != 401:
             return response

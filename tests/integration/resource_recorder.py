@@ -6,13 +6,14 @@ on another port than the dev authorization server, so it is another origin.
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 
 from aiohttp import web
 
 
 class Recorder:
-    """An aiohttp.web server on 127.0.0.1 and a free port.
+    """An aiohttp.web server on 127.0.0.1 and a free port (HTTPS with ``ssl_context``).
 
     Routes: ``/ok`` answers 200; ``/401`` always answers 401 (``?challenge=0`` leaves the
     ``WWW-Authenticate`` header out, ``?size=N`` sends an N-byte body); ``/redirect?to=URL``
@@ -20,8 +21,9 @@ class Recorder:
     ``authorizations`` holds the ``Authorization`` header of every request (None if absent).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.authorizations: list[str | None] = []
+        self._ssl_context = ssl_context
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -32,10 +34,11 @@ class Recorder:
         app.router.add_route("*", "/redirect", self._redirect)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(

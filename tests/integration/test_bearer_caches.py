@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -19,7 +21,7 @@ import tokenfleet.aiohttp
 import tokenfleet.httpx
 from helpers import client_for
 from tokenfleet import Refresh, Token, TokenManager
-from tokenfleet.testing import DevAuthServer
+from tokenfleet.testing import DevAuthServer, make_test_pki
 
 INTEGRATIONS = ["aiohttp", "httpx"]
 # Spellings of the dev server's token endpoint (/token) a server may route to it.
@@ -95,6 +97,74 @@ async def test_a_cached_verdict_never_reaches_another_host_with_the_same_path(
     token = await tokens.get_token()
     assert sent == [token.authorization, None] * 3
     assert api.authorizations == sent
+
+
+async def sent_even_if_failed(
+    integration: str,
+    auth: tokenfleet.aiohttp.BearerAuth | tokenfleet.httpx.BearerAuth,
+    urls: Iterable[str],
+    ssl_context: ssl.SSLContext,
+) -> list[tuple[str, str | None]]:
+    """The scheme and ``Authorization`` header (None: none) of each request as it left
+    the auth layer, recorded just after it, whether or not the server then answered
+    (aiohttp tries a request the server hung up on once more: both are recorded)."""
+    sent: list[tuple[str, str | None]] = []
+    if integration == "aiohttp":
+        assert isinstance(auth, tokenfleet.aiohttp.BearerAuth)
+
+        async def record(
+            request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+        ) -> aiohttp.ClientResponse:
+            sent.append((request.url.scheme, request.headers.get("Authorization")))
+            return await handler(request)
+
+        async with aiohttp.ClientSession(middlewares=[auth, record]) as session:
+            for url in urls:
+                try:
+                    async with session.get(url, ssl=ssl_context) as response:
+                        await response.read()
+                except aiohttp.ClientError:
+                    pass  # plain HTTP to a TLS port: the server hangs up
+    else:
+        assert isinstance(auth, tokenfleet.httpx.BearerAuth)
+
+        async def hook(request: httpx.Request) -> None:  # runs after the auth flow
+            sent.append((request.url.scheme, request.headers.get("Authorization")))
+
+        hooks = {"request": [hook]}
+        async with httpx.AsyncClient(auth=auth, verify=ssl_context, event_hooks=hooks) as client:
+            for url in urls:
+                try:
+                    await client.get(url)
+                except httpx.TransportError:
+                    pass  # plain HTTP to a TLS port: the server hangs up
+    return sent
+
+
+@pytest.mark.parametrize("integration", INTEGRATIONS)
+async def test_an_https_verdict_never_covers_plain_http_to_the_same_host_and_port(
+    tokens: TokenManager, integration: str, url_reads: str, tmp_path: Path
+) -> None:
+    """aiohttp keys an https origin's verdict by its authority alone (a str, cheaper
+    than a tuple per request): plain http to the same host and port is another origin
+    (RFC 6454 §4), refused before and after the https one is cached."""
+    pki = make_test_pki(tmp_path, require_client_cert=False)
+    client_context = pki.client_context(with_certificate=False)
+    async with Recorder(ssl_context=pki.server_ssl_context) as api:
+        secure = api.url + "/ok"
+        plain = secure.replace("https://", "http://")
+        auth = bearer_auth(integration, tokens, origins=[api.url])
+        urls = [plain, secure, plain, secure, plain]
+        sent = await sent_even_if_failed(integration, auth, urls, client_context)
+    token = await tokens.get_token()
+    schemes = [scheme for scheme, _ in sent]
+    assert schemes.count("https") == 2 and schemes.count("http") >= 3
+    assert schemes[0] == "http"  # before any verdict was cached
+    assert all(
+        sent_with == (token.authorization if scheme == "https" else None)
+        for scheme, sent_with in sent
+    )
+    assert api.authorizations == [token.authorization] * 2  # only the https requests arrived
 
 
 @pytest.mark.parametrize("integration", INTEGRATIONS)
