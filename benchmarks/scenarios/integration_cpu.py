@@ -7,6 +7,15 @@ handler. ``tokenfleet.httpx.BearerAuth.async_auth_flow`` is driven as httpx driv
 (``__anext__``, then ``asend(response)``) beside a no-op ``httpx.Auth``. The token is
 warm (a real ``ClientCredentials`` against the dev server). CPU time of this thread,
 interleaved rounds, medians.
+
+The request goes to ``https://api.example.com/orders``, an API on another origin than
+the authorization server (the common deployment; the stub handler never connects). Two
+more cases show what else a request can cost: one to the token endpoint's own origin
+(each path is checked against the token endpoint's, one dict lookup once seen), and a
+no-op middleware written as a class, aiohttp's own form (``DigestAuthMiddleware``): an
+instance's ``__call__`` costs more to call than a function, and ``BearerAuth`` is one.
+Rounds are short (a few thousand calls per case), because this machine's speed changes
+for seconds at a time and a round's cases are compared with each other.
 """
 
 from __future__ import annotations
@@ -49,12 +58,20 @@ async def _cpu_ns(call: Callable[[], Awaitable[object]], calls: int) -> float:
 Case = Callable[[], Awaitable[object]]
 
 
+class _NoopMiddleware:
+    """A no-op middleware written as aiohttp writes its own (a class with ``__call__``)."""
+
+    async def __call__(self, sent: Any, next_handler: Any) -> Any:
+        return await next_handler(sent)
+
+
 def _aiohttp_cases(
     auth: tokenfleet.aiohttp.BearerAuth, url: str, authorization: str
-) -> tuple[Case, Case, Case]:
+) -> tuple[Case, Case, Case, Case]:
     request = aiohttp.ClientRequest("GET", URL(url), loop=asyncio.get_running_loop())
     template = request.headers.copy()
     canned = _Canned()
+    noop_class = _NoopMiddleware()
 
     async def handler(sent: Any) -> Any:
         return canned
@@ -82,7 +99,11 @@ def _aiohttp_cases(
         request.headers = template.copy()
         return await fixed(request, handler)
 
-    return with_auth, without, with_fixed
+    async def with_noop_class() -> object:
+        request.headers = template.copy()
+        return await noop_class(request, handler)
+
+    return with_auth, without, with_fixed, with_noop_class
 
 
 class _FixedHeader(httpx.Auth):
@@ -130,52 +151,66 @@ def _httpx_cases(
     return with_auth, without, with_fixed
 
 
-async def run(latency: float, calls: int = 20_000, rounds: int = 9) -> dict[str, Any]:
+API = "https://api.example.com"  # another origin than the authorization server's
+
+
+async def run(latency: float, calls: int = 4_000, rounds: int = 41) -> dict[str, Any]:
     with dev_server(latency=latency) as server:
         client = tokenfleet.ClientCredentials(
             server.token_url, client_id=server.client_id, client_secret=server.client_secret
         )
-        resource = server.info["issuer"] + "/resource"
+        same_origin = server.info["issuer"] + "/resource"  # the token endpoint's origin
         async with tokenfleet.TokenManager(client) as manager:
             authorization = (await manager.get_token()).authorization
-            origins = [server.url]  # the resource shares its origin with the token endpoint
-            cases = {
-                "aiohttp": _aiohttp_cases(
-                    tokenfleet.aiohttp.BearerAuth(manager, origins=origins),
-                    resource,
-                    authorization,
-                ),
-                "httpx": _httpx_cases(
-                    tokenfleet.httpx.BearerAuth(manager, origins=origins), resource, authorization
-                ),
-            }
+            origins = [API, server.url]
+            aiohttp_auth = tokenfleet.aiohttp.BearerAuth(manager, origins=origins)
+            httpx_auth = tokenfleet.httpx.BearerAuth(manager, origins=origins)
+            with_auth, without, with_fixed, with_noop_class = _aiohttp_cases(
+                aiohttp_auth, API + "/orders", authorization
+            )
+            httpx_auth_, httpx_noop, httpx_fixed = _httpx_cases(
+                httpx_auth, API + "/orders", authorization
+            )
 
             async def get_token() -> object:
                 return await manager.get_token()
 
-            columns: dict[str, list[float]] = {"get_token_ns": []}
-            kinds = ("auth", "noop", "fixed")
-            for name in cases:
-                for kind in kinds:
-                    columns[f"{name}_{kind}_ns"] = []
-            for case in cases.values():  # warm up both paths (first-use logs, caches)
-                for call in case:
-                    await _cpu_ns(call, 1000)
+            cases: dict[str, Case] = {
+                "get_token": get_token,
+                "aiohttp_auth": with_auth,
+                "aiohttp_noop": without,
+                "aiohttp_fixed": with_fixed,
+                "aiohttp_noop_class": with_noop_class,
+                "aiohttp_same_origin": _aiohttp_cases(aiohttp_auth, same_origin, authorization)[0],
+                "httpx_auth": httpx_auth_,
+                "httpx_noop": httpx_noop,
+                "httpx_fixed": httpx_fixed,
+                "httpx_same_origin": _httpx_cases(httpx_auth, same_origin, authorization)[0],
+            }
+            for call in cases.values():  # warm up every path (first-use logs, caches)
+                await _cpu_ns(call, 1000)
+            columns: dict[str, list[float]] = {name: [] for name in cases}
+            order = list(cases.items())
             for number in range(rounds):  # interleaved; the order alternates per round
-                columns["get_token_ns"].append(await _cpu_ns(get_token, calls))
-                for name, case in cases.items():
-                    order = list(zip(case, kinds, strict=True))
-                    for call, kind in order if number % 2 == 0 else order[::-1]:
-                        columns[f"{name}_{kind}_ns"].append(await _cpu_ns(call, calls))
-    result = {name: median(found) for name, found in columns.items()}
-    for name in cases:  # added cost: the median over rounds of (layer - base) in that round
-        for kind, base, column in (
-            ("auth", "noop", "added_ns"),
-            ("fixed", "noop", "fixed_added_ns"),
-            ("auth", "fixed", "over_fixed_ns"),  # above the floor any auth layer pays
-        ):
-            found, under = columns[f"{name}_{kind}_ns"], columns[f"{name}_{base}_ns"]
-            result[f"{name}_{column}"] = median([a - b for a, b in zip(found, under, strict=True)])
+                for name, call in order if number % 2 == 0 else order[::-1]:
+                    columns[name].append(await _cpu_ns(call, calls))
+    result = {f"{name}_ns": median(found) for name, found in columns.items()}
+
+    def added(layer: str, base: str) -> float:
+        """The median over rounds of (layer - base) in the same round."""
+        pairs = zip(columns[layer], columns[base], strict=True)
+        return median([a - b for a, b in pairs])
+
+    for name in ("aiohttp", "httpx"):
+        result[f"{name}_added_ns"] = added(f"{name}_auth", f"{name}_noop")
+        result[f"{name}_fixed_added_ns"] = added(f"{name}_fixed", f"{name}_noop")
+        result[f"{name}_over_fixed_ns"] = added(f"{name}_auth", f"{name}_fixed")
+        result[f"{name}_same_origin_added_ns"] = added(f"{name}_same_origin", f"{name}_noop")
+        rounds_of = (columns[f"{name}_auth"], columns[f"{name}_noop"], columns["get_token"])
+        per_get_token = [(a - b) / g for a, b, g in zip(*rounds_of, strict=True)]
+        result[f"{name}_added_per_get_token"] = median(per_get_token)
+    result["aiohttp_class_call_ns"] = added("aiohttp_noop_class", "aiohttp_noop")
+    result["aiohttp_over_class_ns"] = added("aiohttp_auth", "aiohttp_noop_class")
     result["calls"] = calls
     result["rounds"] = rounds
     return result

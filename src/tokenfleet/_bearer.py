@@ -10,7 +10,7 @@ their client's request type.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import ClassVar
 
 from yarl import URL
@@ -284,17 +284,21 @@ class Bearer:
         self.manager = manager
         self.scopes = scopes if scopes is None or isinstance(scopes, str) else tuple(scopes)
         self.min_ttl = float(min_ttl)
-        # get_token()'s hot branch without a coroutine per request (see _manager/hot.py)
-        # when that is all get_token() would do: default scopes, no min_ttl, and the
-        # manager's own get_token (a subclass's may do more: then it is called).
+        # get_token()'s hot branch read in place, without a call per request (see
+        # _manager/hot.py), when that is all get_token() would do: default scopes, no
+        # min_ttl, and the manager's own get_token (a subclass's may do more: then it
+        # is called). The integrations read the manager's _hot and count the hit.
         plain = self.scopes is None and not self.min_ttl
         own = type(manager).get_token is TokenManager.get_token
-        self.hot_token: Callable[[], Token | None] = (
-            manager._hot_token if plain and own else _no_hot_token
-        )
+        self.hot: TokenManager | None = manager if plain and own else None
         self.destinations = Destinations(
             integration, manager, origins, allow_insecure_http=allow_insecure_http
         )
+        # What an aiohttp request reads first, one attribute away: the verdicts table
+        # (the same dict for good: Destinations.forget clears it) and whether the
+        # origins are fixed (else the session's base_url is part of the key).
+        self.verdicts = self.destinations.verdicts
+        self.fixed = bool(self.destinations.fixed)
         self.dpop = ResourceDPoP()  # proofs and nonces for DPoP-bound tokens (RFC 9449)
         # The last plain Bearer token and its header: one tuple, so that threads sharing
         # this object never read a token with another token's header.
@@ -319,10 +323,6 @@ class Bearer:
         fresh = await self.token()
         # The same token again means nothing newer exists: a retry would fail the same way.
         return None if fresh.access_token == rejected.access_token else fresh
-
-
-def _no_hot_token() -> Token | None:
-    return None
 
 
 class BearerAuthBase:

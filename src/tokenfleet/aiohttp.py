@@ -94,7 +94,6 @@ class BearerAuth(BearerAuthBase):
         ):
             return await handler(request)
         url, bearer = request.url, self._bearer
-        destinations = bearer.destinations
         if SLOTS:
             scheme, authority = url._scheme, url._netloc
         else:
@@ -102,9 +101,9 @@ class BearerAuth(BearerAuthBase):
         # The verdicts' key: an https origin by its authority alone, any other by both
         # (a str keeps its hash; a tuple is built and hashed per request). Never equal.
         key: object = authority if scheme == "https" else (scheme, authority)
-        if not destinations.fixed:  # no origins=: the session's base_url decides too
+        if not bearer.fixed:  # no origins=: the session's base_url decides too
             key = (key, _session_base_url(request))
-        verdict = destinations.verdicts.get(key)  # see Destinations.allows
+        verdict = bearer.verdicts.get(key)  # see Destinations.allows
         if (
             verdict is not True
             and not (  # a path of an origin that also serves a token endpoint, seen before
@@ -114,14 +113,16 @@ class BearerAuth(BearerAuthBase):
             and not self._allowed(request, verdict, key)
         ):
             return await handler(request)
-        token = bearer.hot_token()  # the manager's hot token, if get_token() would give it
-        if token is None:
+        hot = bearer.hot  # the manager, if get_token() would hand out its hot token
+        if hot is not None and (token := hot._hot) is not None:
+            hot._hot_hits += 1  # a hit, as get_token() counts it
+        else:
             token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
         last, header = bearer.last  # a plain Bearer token's header, made once per token
         if token is not last and not (header := bearer.header(token)):
             response, sent = await self._send(request, handler, token)  # DPoP (RFC 9449)
         else:
-            request.headers[AUTHORIZATION] = header
+            request.headers.add(AUTHORIZATION, header)  # absent (checked above): no search
             response, sent = await handler(request), None
         if response.status != 401:
             return response

@@ -90,8 +90,10 @@ class BearerAuth(BearerAuthBase, httpx.Auth):  # type: ignore[misc,unused-ignore
             yield request
             return
         bearer = self._bearer
-        token = bearer.hot_token()  # the manager's hot token, if get_token() would give it
-        if token is None:
+        hot = bearer.hot  # the manager, if get_token() would hand out its hot token
+        if hot is not None and (token := hot._hot) is not None:
+            hot._hot_hits += 1  # a hit, as get_token() counts it
+        else:
             token = await self.manager.get_token(bearer.scopes, min_ttl=bearer.min_ttl)
         dpop, sent = bearer.dpop, None
         last, header = bearer.last  # a plain Bearer token's header, made once per token

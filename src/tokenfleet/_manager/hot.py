@@ -18,7 +18,9 @@ re-reads the wall clock at least every ``WATCH_PERIOD`` seconds, so a host suspe
 wall-clock step is noticed within that time. Invalidations and ``aclose()`` clear
 ``_hot`` at once. A manager with an injected clock (tests) keeps no hot token: every
 call reads that clock. Hits on the hot branch are counted in ``_hot_hits``, which
-``Stats.hits`` adds in.
+``Stats.hits`` adds in. The HTTP integrations read ``_hot`` and count their hits in
+``_hot_hits`` in place (``_bearer.Bearer.hot``): a call per request is about a tenth of
+their per-request CPU (benchmarks/ scenario 9).
 
 The default key is memoized too (``_default_key``, computed once). A source whose cache
 identity can move (``RotatingSource``: a rotated TLS client certificate, whose
@@ -63,18 +65,6 @@ class HotToken:
         self._hot = None
         self._hot_hits = 0
         self._hot_enabled = enabled
-
-    def _hot_token(self) -> Token | None:
-        """What ``get_token()`` (no arguments) hands out on its hot branch, counted as a
-        hit the same way; ``None`` when that call would take another branch.
-
-        For the HTTP integrations (``_bearer.Bearer``): a plain call on every request
-        instead of a coroutine, about half their per-request CPU (benchmarks/ scenario 9).
-        """
-        hot = self._hot
-        if hot is not None:
-            self._hot_hits += 1
-        return hot
 
     def _arm_hot(self, entry: Entry) -> None:
         """Hand out ``entry``'s token on the hot branch until its refresh point."""
