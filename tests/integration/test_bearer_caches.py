@@ -6,6 +6,7 @@ replaces what scopes, ``min_ttl`` or an overridden ``get_token`` ask for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import AsyncIterator, Iterable
@@ -134,10 +135,8 @@ async def sent_even_if_failed(
         hooks = {"request": [hook]}
         async with httpx.AsyncClient(auth=auth, verify=ssl_context, event_hooks=hooks) as client:
             for url in urls:
-                try:
+                with contextlib.suppress(httpx.TransportError):  # plain HTTP to a TLS port
                     await client.get(url)
-                except httpx.TransportError:
-                    pass  # plain HTTP to a TLS port: the server hangs up
     return sent
 
 
