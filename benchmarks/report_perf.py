@@ -96,8 +96,8 @@ def integration_rows(runs: Runs) -> list[list[str]]:
         if present(f"{name}_same_origin_added_ns"):
             rows.append(
                 [
-                    "… a request to the token endpoint's own origin instead (its path "
-                    "checked), ns",
+                    "… a request to the token endpoint's own origin instead (plain http on "
+                    "loopback here: a tuple key, and its path checked), ns",
                     span(f"{name}_same_origin_added_ns"),
                     "",
                     "",

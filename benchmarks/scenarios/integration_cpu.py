@@ -11,7 +11,8 @@ interleaved rounds, medians.
 The request goes to ``https://api.example.com/orders``, an API on another origin than
 the authorization server (the common deployment; the stub handler never connects). Two
 more cases show what else a request can cost: one to the token endpoint's own origin
-(each path is checked against the token endpoint's, one dict lookup once seen), and a
+(the dev server's plain http on loopback: a tuple key, and each path checked against the
+token endpoint's, one dict lookup once seen), and a
 no-op middleware written as a class, aiohttp's own form (``DigestAuthMiddleware``): an
 instance's ``__call__`` costs more to call than a function, and ``BearerAuth`` is one.
 Rounds are short (a few thousand calls per case), because this machine's speed changes

@@ -195,10 +195,10 @@ class BearerAuth(BearerAuthBase):
         url = request.url
         if isinstance(verdict, TokenPaths):  # this origin also serves a token endpoint
             return verdict.allows(raw_path(url), url)
-        destinations = self._bearer.destinations
-        if destinations.fixed:  # the session's base_url cannot matter: not looked up
-            return destinations.allows(url, key=key)
-        return destinations.allows(url, _session_base_url(request), key)
+        bearer = self._bearer
+        if bearer.fixed:  # the session's base_url cannot matter: not looked up (as in the key)
+            return bearer.destinations.allows(url, key=key)
+        return bearer.destinations.allows(url, _session_base_url(request), key)
 
 
 # A request's origin as the verdicts' key, and its raw path as TokenPaths' key. yarl's

@@ -166,6 +166,43 @@ async def test_an_https_verdict_never_covers_plain_http_to_the_same_host_and_por
     assert api.authorizations == [token.authorization] * 2  # only the https requests arrived
 
 
+async def test_an_https_base_url_never_covers_plain_http_to_the_same_host_and_port(
+    tokens: TokenManager, url_reads: str, tmp_path: Path
+) -> None:
+    """The same without ``origins=``: the session's https base_url allows its origin, and
+    the verdict's key (authority and base_url) never covers plain http to its host and
+    port, asked for by absolute URL on the same session."""
+    pki = make_test_pki(tmp_path, require_client_cert=False)
+    client_context = pki.client_context(with_certificate=False)
+    sent: list[tuple[str, str | None]] = []
+
+    async def record(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        sent.append((request.url.scheme, request.headers.get("Authorization")))
+        return await handler(request)
+
+    async with Recorder(ssl_context=pki.server_ssl_context) as api:
+        plain = api.url.replace("https://", "http://") + "/ok"
+        auth = tokenfleet.aiohttp.BearerAuth(tokens)  # no origins=: the base_url's origin
+        async with aiohttp.ClientSession(base_url=api.url, middlewares=[auth, record]) as http:
+            for url in [plain, "/ok", plain, "/ok", plain]:
+                try:
+                    async with http.get(url, ssl=client_context) as response:
+                        await response.read()
+                except aiohttp.ClientError:
+                    pass  # plain HTTP to a TLS port: the server hangs up
+    token = await tokens.get_token()
+    schemes = [scheme for scheme, _ in sent]
+    assert schemes.count("https") == 2 and schemes.count("http") >= 3
+    assert schemes[0] == "http"  # before any verdict was cached
+    assert all(
+        sent_with == (token.authorization if scheme == "https" else None)
+        for scheme, sent_with in sent
+    )
+    assert api.authorizations == [token.authorization] * 2
+
+
 @pytest.mark.parametrize("integration", INTEGRATIONS)
 async def test_cached_paths_keep_the_token_from_the_token_endpoint(
     idp: DevAuthServer, tokens: TokenManager, integration: str, url_reads: str
