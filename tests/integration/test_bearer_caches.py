@@ -105,6 +105,7 @@ async def sent_even_if_failed(
     auth: tokenfleet.aiohttp.BearerAuth | tokenfleet.httpx.BearerAuth,
     urls: Iterable[str],
     ssl_context: ssl.SSLContext,
+    base_url: str | None = None,
 ) -> list[tuple[str, str | None]]:
     """The scheme and ``Authorization`` header (None: none) of each request as it left
     the auth layer, recorded just after it, whether or not the server then answered
@@ -119,7 +120,8 @@ async def sent_even_if_failed(
             sent.append((request.url.scheme, request.headers.get("Authorization")))
             return await handler(request)
 
-        async with aiohttp.ClientSession(middlewares=[auth, record]) as session:
+        middlewares = [auth, record]
+        async with aiohttp.ClientSession(base_url, middlewares=middlewares) as session:
             for url in urls:
                 try:
                     async with session.get(url, ssl=ssl_context) as response:
@@ -140,6 +142,22 @@ async def sent_even_if_failed(
     return sent
 
 
+async def assert_only_https_got_the_token(
+    sent: list[tuple[str, str | None]], api: Recorder, tokens: TokenManager
+) -> None:
+    """Three or more plain http requests, the first before any verdict was cached, went
+    without the token; the two https ones carried it, and only they reached the server."""
+    token = await tokens.get_token()
+    schemes = [scheme for scheme, _ in sent]
+    assert schemes.count("https") == 2 and schemes.count("http") >= 3
+    assert schemes[0] == "http"
+    assert all(
+        sent_with == (token.authorization if scheme == "https" else None)
+        for scheme, sent_with in sent
+    )
+    assert api.authorizations == [token.authorization] * 2
+
+
 @pytest.mark.parametrize("integration", INTEGRATIONS)
 async def test_an_https_verdict_never_covers_plain_http_to_the_same_host_and_port(
     tokens: TokenManager, integration: str, url_reads: str, tmp_path: Path
@@ -155,15 +173,7 @@ async def test_an_https_verdict_never_covers_plain_http_to_the_same_host_and_por
         auth = bearer_auth(integration, tokens, origins=[api.url])
         urls = [plain, secure, plain, secure, plain]
         sent = await sent_even_if_failed(integration, auth, urls, client_context)
-    token = await tokens.get_token()
-    schemes = [scheme for scheme, _ in sent]
-    assert schemes.count("https") == 2 and schemes.count("http") >= 3
-    assert schemes[0] == "http"  # before any verdict was cached
-    assert all(
-        sent_with == (token.authorization if scheme == "https" else None)
-        for scheme, sent_with in sent
-    )
-    assert api.authorizations == [token.authorization] * 2  # only the https requests arrived
+        await assert_only_https_got_the_token(sent, api, tokens)
 
 
 async def test_an_https_base_url_never_covers_plain_http_to_the_same_host_and_port(
@@ -174,33 +184,12 @@ async def test_an_https_base_url_never_covers_plain_http_to_the_same_host_and_po
     port, asked for by absolute URL on the same session."""
     pki = make_test_pki(tmp_path, require_client_cert=False)
     client_context = pki.client_context(with_certificate=False)
-    sent: list[tuple[str, str | None]] = []
-
-    async def record(
-        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
-    ) -> aiohttp.ClientResponse:
-        sent.append((request.url.scheme, request.headers.get("Authorization")))
-        return await handler(request)
-
     async with Recorder(ssl_context=pki.server_ssl_context) as api:
         plain = api.url.replace("https://", "http://") + "/ok"
         auth = tokenfleet.aiohttp.BearerAuth(tokens)  # no origins=: the base_url's origin
-        async with aiohttp.ClientSession(base_url=api.url, middlewares=[auth, record]) as http:
-            for url in [plain, "/ok", plain, "/ok", plain]:
-                try:
-                    async with http.get(url, ssl=client_context) as response:
-                        await response.read()
-                except aiohttp.ClientError:
-                    pass  # plain HTTP to a TLS port: the server hangs up
-    token = await tokens.get_token()
-    schemes = [scheme for scheme, _ in sent]
-    assert schemes.count("https") == 2 and schemes.count("http") >= 3
-    assert schemes[0] == "http"  # before any verdict was cached
-    assert all(
-        sent_with == (token.authorization if scheme == "https" else None)
-        for scheme, sent_with in sent
-    )
-    assert api.authorizations == [token.authorization] * 2
+        urls = [plain, "/ok", plain, "/ok", plain]
+        sent = await sent_even_if_failed("aiohttp", auth, urls, client_context, api.url)
+        await assert_only_https_got_the_token(sent, api, tokens)
 
 
 @pytest.mark.parametrize("integration", INTEGRATIONS)
